@@ -1,0 +1,68 @@
+"""Every stage of the Docs Assistant life cycle, the same on a laptop and in GitHub Actions.
+
+Sessions install from `uv.lock` (`uv sync --frozen`), so what runs here is exactly what CI runs.
+`nox -s pipeline` runs the stages in order; `nox -l` lists them.
+"""
+
+from __future__ import annotations
+
+import os
+
+import nox
+
+nox.needs_version = ">=2025.5.1"
+nox.options.default_venv_backend = "uv"
+nox.options.sessions = ["lint", "tests"]
+nox.options.error_on_external_run = True
+
+# Offline first: no stage may reach a model hub at run time.
+OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
+
+
+def install_locked(session: nox.Session, *groups: str, only: bool = False) -> None:
+    """Sync the session's venv from uv.lock: the project plus `groups`, or with `only` just the groups."""
+    flag = "--only-group" if only else "--group"
+    args = ["uv", "sync", "--frozen", "--no-default-groups", *(f"{flag}={g}" for g in groups)]
+    session.run_install(*args, env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location}, silent=True)
+
+
+def stage(session: nox.Session, *args: str) -> None:
+    session.run("docs-assistant", *args, env=OFFLINE)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Ruff lint and format check."""
+    install_locked(session, "lint", only=True)
+    session.run("ruff", "check", *(session.posargs or ["."]))
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Unit and integration tests on the real LanceDB, embedder and tiny model."""
+    install_locked(session, "test")
+    session.run("pytest", *session.posargs, env=OFFLINE)
+
+
+@nox.session
+def index(session: nox.Session) -> None:
+    """Ingest data/ into the feature store, then embed changed documents into the vector index."""
+    install_locked(session)
+    stage(session, "ingest")
+    stage(session, "index")
+
+
+@nox.session(requires=["index"])
+def pipeline(session: nox.Session) -> None:
+    """Run every stage in order on the embedded defaults, then answer sample questions."""
+    install_locked(session)
+    stage(session, "retrieval-eval")
+    stage(session, "ask", "--sample", os.environ.get("SAMPLE_QUESTIONS", "3"))
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Performance suite: ratios against a peer measured in the same run, written to reports/bench/."""
+    install_locked(session, "bench")
+    session.run("python", "-m", "benchmarks", *session.posargs, env=OFFLINE)

@@ -1,0 +1,149 @@
+"""`docs-assistant <stage>`: one subcommand per pipeline stage.
+
+Errors a user can fix print one line per problem (file, row, field or setting) and exit with status 2;
+a failed gate exits with status 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from docs_assistant.config import Settings, load_settings
+from docs_assistant.errors import DocsAssistantError
+
+app = typer.Typer(help="Docs Assistant: a RAG service and its LLMOps pipeline.", no_args_is_help=True)
+console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly_errors(func: F) -> F:
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except DocsAssistantError as exc:
+            for line in str(exc).splitlines():
+                console.print(f"[bold red]error:[/] {line}", highlight=False, markup=True, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    )
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+@app.command()
+@friendly_errors
+def ingest() -> None:
+    """Validate data/ and sync it into the LanceDB feature store (writes nothing when unchanged)."""
+    from docs_assistant.data.corpus import load_corpus
+    from docs_assistant.data.ingest import ingest as run_ingest
+
+    settings = _settings()
+    with _progress() as progress:
+        task = progress.add_task("reading data/", total=None)
+        corpus = load_corpus(settings.paths.data_dir)
+        progress.update(task, total=1, completed=1)
+    summary = run_ingest(settings, corpus)
+    for name, change in summary["tables"].items():
+        state = "changed" if change["changed"] else "unchanged"
+        console.print(f"{name}: version {change['version']}, {change['rows']} rows ({state})")
+
+
+@app.command()
+@friendly_errors
+def index() -> None:
+    """Chunk and embed changed documents into the vector table (incremental)."""
+    from docs_assistant.rag.index import build_index, report_index
+
+    settings = _settings()
+    with _progress() as progress:
+        task = progress.add_task("embedding chunks", total=None)
+        result = build_index(settings, progress=lambda done, total: progress.update(task, completed=done, total=total))
+    report_index(settings, result)
+    console.print(
+        f"index: {result.chunks} chunks from {result.documents} documents; "
+        f"re-embedded {result.documents_embedded} documents ({result.chunks_embedded} chunks), "
+        f"removed {result.documents_removed}; table version {result.table_version}"
+    )
+
+
+@app.command()
+@friendly_errors
+def ask(
+    question: Annotated[str | None, typer.Argument(help="the question; omit with --sample")] = None,
+    sample: Annotated[int, typer.Option(help="answer the first N eval questions instead")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="print answers as JSON lines")] = False,
+) -> None:
+    """Answer a question (or a sample of eval questions) with sources."""
+    from docs_assistant.data.store import QA, FeatureStore
+    from docs_assistant.rag.pipeline import RagPipeline
+
+    settings = _settings()
+    if question is None and not sample:
+        raise typer.BadParameter("give a question or --sample N")
+    questions = [question] if question is not None else []
+    if sample:
+        rows = FeatureStore(settings.paths.store_uri).read(QA).to_pylist()
+        questions += [r["question"] for r in rows if r["split"] == "eval"][:sample]
+    rag = RagPipeline(settings)
+    for q in questions:
+        answer = rag.answer(q)
+        if as_json:
+            typer.echo(json.dumps(answer.as_dict()))
+            continue
+        typer.echo(f"Q: {answer.question}\nA: {answer.text}")
+        for i, source in enumerate(answer.sources, start=1):
+            typer.echo(f"  [{i}] {source['title']} ({source['source']}) score={source['score']:.3f}")
+        typer.echo(
+            f"  prompt {answer.prompt['id']} v{answer.prompt['version']} ({answer.prompt['hash'][:12]}), "
+            f"model {answer.model['name']}, {answer.timings_ms['total_ms']:.0f} ms\n"
+        )
+
+
+@app.command("retrieval-eval")
+@friendly_errors
+def retrieval_eval(
+    split: Annotated[str, typer.Option(help="QA split to score")] = "eval",
+    k: Annotated[int, typer.Option(help="documents considered per question")] = 5,
+    min_hit: Annotated[float, typer.Option(help="fail (exit 1) below this hit@k")] = 0.8,
+) -> None:
+    """Score retrieval on the QA pairs (hit@k, MRR) and gate on hit@k."""
+    from docs_assistant.data.store import FeatureStore
+    from docs_assistant.rag.quality import evaluate_retrieval
+    from docs_assistant.rag.retriever import Retriever
+    from docs_assistant.reports import markdown_table, write_report
+
+    settings = _settings()
+    store = FeatureStore(settings.paths.store_uri)
+    quality = evaluate_retrieval(Retriever(settings, store=store), store, split, k)
+    passed = quality.hit_at_k >= min_hit
+    summary = quality.as_dict() | {"stage": "retrieval", "min_hit": min_hit, "passed": passed}
+    table = markdown_table(
+        ["split", "questions", f"hit@{k}", "MRR", "gate"],
+        [(split, quality.questions, f"{quality.hit_at_k:.3f}", f"{quality.mrr:.3f}", f">= {min_hit}")],
+    )
+    write_report(settings.paths.reports_dir, "retrieval", summary, f"## Retrieval quality\n\n{table}\n")
+    console.print(f"{split}: hit@{k}={quality.hit_at_k:.3f} MRR={quality.mrr:.3f} over {quality.questions} questions")
+    if not passed:
+        console.print(f"[bold red]gate failed:[/] hit@{k} {quality.hit_at_k:.3f} < {min_hit}")
+        raise typer.Exit(1)
+
+
+def main() -> None:  # pragma: no cover - console-script entry
+    sys.exit(app())

@@ -1,0 +1,206 @@
+"""The one typed settings object.
+
+Sources, highest first (12-factor): keyword arguments, environment variables (`DOCS_ASSISTANT_` prefix,
+`__` between levels, e.g. `DOCS_ASSISTANT_RETRIEVAL__TOP_K=8`), the TOML file named by
+`DOCS_ASSISTANT_CONFIG` (default `docs-assistant.toml` in the working directory, if present), defaults.
+Relative paths are resolved against the working directory, so a checkout runs as it is.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from docs_assistant.errors import ConfigError
+
+ENV_PREFIX = "DOCS_ASSISTANT_"
+CONFIG_FILE_ENV = f"{ENV_PREFIX}CONFIG"
+DEFAULT_CONFIG_FILE = "docs-assistant.toml"
+BUNDLED_EMBEDDER = "all-MiniLM-L6-v2"
+TINY_MODEL = "tiny-random-llama"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PathSettings(_Section):
+    """Where inputs are read and state and reports are written."""
+
+    data_dir: Path = Path("data")
+    prompts_dir: Path = Path("prompts")
+    state_dir: Path = Path("var")
+    reports_dir: Path = Path("reports")
+    model_cache_dir: Path | None = Field(
+        default=None, description="where built/downloaded models live; default <state_dir>/models"
+    )
+
+    @property
+    def store_uri(self) -> Path:
+        return self.state_dir / "lancedb"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.model_cache_dir or self.state_dir / "models"
+
+
+class EmbeddingSettings(_Section):
+    """Embedding model: the bundled offline MiniLM by default, any sentence-transformers model by name."""
+
+    model: str = Field(
+        default=BUNDLED_EMBEDDER,
+        description=f"'{BUNDLED_EMBEDDER}' (bundled, offline), a local path, or a sentence-transformers id",
+    )
+    device: Literal["cpu", "cuda", "mps"] = "cpu"
+    batch_size: int = Field(default=32, ge=1, le=4096)
+
+
+class ChunkSettings(_Section):
+    """Chunk sizes are in embedder tokens: MiniLM truncates past 256, so chunks stay under it."""
+
+    size: int = Field(default=200, ge=32, le=8192)
+    overlap: int = Field(default=30, ge=0)
+
+    @model_validator(mode="after")
+    def _overlap_smaller_than_size(self) -> ChunkSettings:
+        if self.overlap >= self.size:
+            raise ValueError(f"overlap ({self.overlap}) must be smaller than size ({self.size})")
+        return self
+
+
+class RetrievalSettings(_Section):
+    """Explicit retrieval knobs; `ann_index` builds an IVF-PQ index, which `nprobes`/`refine_factor` tune."""
+
+    top_k: int = Field(default=5, ge=1, le=100)
+    metric: Literal["cosine", "l2", "dot"] = "cosine"
+    ann_index: bool = False
+    num_partitions: int = Field(default=16, ge=1)
+    num_sub_vectors: int = Field(default=16, ge=1)
+    nprobes: int = Field(default=20, ge=1)
+    refine_factor: int | None = Field(default=None, ge=1)
+
+
+class ModelSettings(_Section):
+    """The LLM: a local transformers model (optionally + LoRA adapter) or an OpenAI-compatible endpoint."""
+
+    backend: Literal["local", "openai"] = "local"
+    name: str = Field(
+        default=TINY_MODEL,
+        description=f"'{TINY_MODEL}' (built locally), a local directory, or a Hugging Face model id",
+    )
+    revision: str | None = Field(default=None, description="pin a hub model to a commit hash")
+    adapter_path: Path | None = None
+    device: Literal["cpu", "cuda", "mps", "auto"] = "cpu"
+    max_new_tokens: int = Field(default=48, ge=1, le=4096)
+    max_input_tokens: int = Field(default=1536, ge=16)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    seed: int = 1234
+    openai_base_url: str = "http://127.0.0.1:8000/v1"
+    openai_api_key: SecretStr | None = None
+    request_timeout_s: float = Field(default=60.0, gt=0)
+    trust_remote_code: Literal[False] = Field(default=False, description="always off: remote code is never executed")
+
+
+class PromptSettings(_Section):
+    """Which versioned template under `prompts/` renders the RAG prompt."""
+
+    id: str = "rag-answer"
+    version: str = "1"
+
+
+class LimitSettings(_Section):
+    """Input limits enforced before any work is done."""
+
+    max_question_chars: int = Field(default=2000, ge=1, le=100_000)
+
+
+class Settings(BaseSettings):
+    """Everything configurable, in one place."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    paths: PathSettings = PathSettings()
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    chunking: ChunkSettings = ChunkSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    model: ModelSettings = ModelSettings()
+    prompt: PromptSettings = PromptSettings()
+    limits: LimitSettings = LimitSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file())
+        return (init_settings, env_settings, toml)
+
+    @cached_property
+    def fingerprint(self) -> dict[str, Any]:
+        """Settings that decide what the index holds; a change re-embeds everything."""
+        return {
+            "embedding_model": self.embedding.model,
+            "chunk_size": self.chunking.size,
+            "chunk_overlap": self.chunking.overlap,
+        }
+
+
+def config_file() -> Path | None:
+    raw = os.environ.get(CONFIG_FILE_ENV)
+    if raw:
+        path = Path(raw)
+        if not path.is_file():
+            raise ConfigError(
+                "config file not found", where=f"{CONFIG_FILE_ENV}={raw}", hint="fix the path or unset it"
+            )
+        return path
+    default = Path(DEFAULT_CONFIG_FILE)
+    return default if default.is_file() else None
+
+
+def _setting_name(loc: tuple[int | str, ...]) -> str:
+    dotted = ".".join(str(p) for p in loc)
+    env = ENV_PREFIX + "__".join(str(p).upper() for p in loc)
+    return f"setting '{dotted}' (env {env})"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, turning pydantic's report into one clear error per bad setting."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden":
+                msg = "unknown setting"
+            problems.append(f"{_setting_name(err['loc'])}: {msg}; got {err.get('input')!r}")
+        source = config_file()
+        raise ConfigError(
+            "; ".join(problems),
+            where=str(source) if source else None,
+            hint="see the Configuration section of the README",
+        ) from None
+    except Exception as exc:  # a TOML syntax error, for instance
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"cannot read settings: {exc}", where=config_file()) from None

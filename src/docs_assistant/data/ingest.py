@@ -1,0 +1,37 @@
+"""Ingest: validated `data/` → feature-store tables, with the versions each run produced."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from docs_assistant.config import Settings
+from docs_assistant.data.corpus import Corpus, load_corpus
+from docs_assistant.data.store import DOCUMENTS, FEEDBACK, QA, SCHEMAS, FeatureStore, TableChange
+from docs_assistant.reports import markdown_table, write_report
+
+STAGE = "ingest"
+
+
+def ingest(settings: Settings, corpus: Corpus | None = None) -> dict[str, Any]:
+    """Validate everything first (raises before any write), then sync each table."""
+    corpus = corpus or load_corpus(settings.paths.data_dir)
+    store = FeatureStore(settings.paths.store_uri)
+    changes: list[TableChange] = [
+        store.sync(DOCUMENTS, [d.row() for d in corpus.documents]),
+        store.sync(QA, [q.row() for q in corpus.qa]),
+        store.ensure_table(FEEDBACK, SCHEMAS[FEEDBACK]),
+    ]
+    summary = {
+        "stage": STAGE,
+        "store": str(store.uri),
+        "changed": any(c.changed for c in changes),
+        "tables": {c.table: c.as_dict() for c in changes},
+        "table_versions": {c.table: c.version for c in changes},
+        "counts": {"documents": len(corpus.documents), "qa": len(corpus.qa)},
+    }
+    rows = [(c.table, c.version, c.rows, c.inserted, c.updated, c.deleted) for c in changes]
+    markdown = "## Ingest\n\n" + markdown_table(
+        ["table", "version", "rows", "inserted", "updated", "deleted"], rows
+    )
+    write_report(settings.paths.reports_dir, STAGE, summary, markdown + "\n")
+    return summary

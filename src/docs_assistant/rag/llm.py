@@ -1,0 +1,175 @@
+"""LLM backends behind one small interface.
+
+`LocalLLM` runs a transformers causal LM (optionally with a peft LoRA adapter) in process;
+`OpenAICompatibleLLM` calls any `/v1/chat/completions` endpoint (vLLM, TGI, Ollama). The RAG pipeline,
+the evals and the service only see `LLM`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from docs_assistant.config import TINY_MODEL, ModelSettings
+from docs_assistant.errors import ModelError
+
+SETTING_NAME = "setting 'model.name' (env DOCS_ASSISTANT_MODEL__NAME)"
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    backend: str
+    name: str
+    revision: str | None
+    adapter: str | None
+
+
+class LLM(Protocol):
+    info: ModelInfo
+
+    def generate(self, prompt: str, *, max_new_tokens: int | None = None) -> Generation: ...
+
+
+def resolve_model_path(settings: ModelSettings, models_dir: Path) -> tuple[str, str | None]:
+    """(path or hub id, revision): builds the tiny default on first use; a missing local path is an error."""
+    if settings.name == TINY_MODEL:
+        from docs_assistant.rag.tiny_model import ensure_tiny_model, tiny_model_revision
+
+        return str(ensure_tiny_model(models_dir)), tiny_model_revision()
+    looks_local = settings.name.startswith(("/", ".", "~")) or Path(settings.name).exists()
+    if looks_local:
+        path = Path(settings.name).expanduser()
+        if not (path / "config.json").is_file():
+            raise ModelError(
+                f"no model at {path} (config.json not found)",
+                where=SETTING_NAME,
+                hint=f"point it at a saved Hugging Face model directory or use '{TINY_MODEL}'",
+            )
+        return str(path), settings.revision
+    return settings.name, settings.revision
+
+
+class LocalLLM:
+    """A transformers causal LM in this process; safetensors only, remote code never trusted."""
+
+    def __init__(self, settings: ModelSettings, models_dir: Path):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.settings = settings
+        path, revision = resolve_model_path(settings, models_dir)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(path, revision=revision, trust_remote_code=False)
+            model = AutoModelForCausalLM.from_pretrained(
+                path, revision=revision, trust_remote_code=False, use_safetensors=True, dtype=torch.float32
+            )
+        except Exception as exc:
+            raise ModelError(
+                f"cannot load model {settings.name!r}: {exc}",
+                where=SETTING_NAME,
+                hint="with HF_HUB_OFFLINE=1 a hub model must already be in the local cache",
+            ) from None
+        adapter = None
+        if settings.adapter_path is not None:
+            model, adapter = self._attach_adapter(model, settings.adapter_path)
+        device = "cuda" if settings.device == "auto" and torch.cuda.is_available() else settings.device
+        self.model = model.to("cpu" if device == "auto" else device).eval()
+        self.info = ModelInfo("local", settings.name, revision, adapter)
+
+    @staticmethod
+    def _attach_adapter(model: Any, adapter_path: Path) -> tuple[Any, str]:
+        from peft import PeftModel
+
+        if not (adapter_path / "adapter_config.json").is_file():
+            raise ModelError(
+                f"no LoRA adapter at {adapter_path} (adapter_config.json not found)",
+                where="setting 'model.adapter_path' (env DOCS_ASSISTANT_MODEL__ADAPTER_PATH)",
+            )
+        merged = PeftModel.from_pretrained(model, str(adapter_path)).merge_and_unload()
+        return merged, str(adapter_path)
+
+    def generate(self, prompt: str, *, max_new_tokens: int | None = None) -> Generation:
+        import torch
+
+        started = time.perf_counter()
+        budget = self.settings.max_input_tokens
+        enc = self.tokenizer(prompt, return_tensors="pt")
+        ids = enc.input_ids[:, -budget:]  # keep the end: the question and the answer cue live there
+        mask = enc.attention_mask[:, -budget:]
+        greedy = self.settings.temperature == 0.0
+        kwargs: dict[str, Any] = {"do_sample": not greedy}
+        if not greedy:
+            torch.manual_seed(self.settings.seed)
+            kwargs["temperature"] = self.settings.temperature
+        with torch.inference_mode():
+            out = self.model.generate(
+                input_ids=ids.to(self.model.device),
+                attention_mask=mask.to(self.model.device),
+                max_new_tokens=max_new_tokens or self.settings.max_new_tokens,
+                pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+                **kwargs,
+            )
+        new = out[0, ids.shape[1] :]
+        text = self.tokenizer.decode(new, skip_special_tokens=True).strip()
+        return Generation(text, int(ids.shape[1]), int(new.shape[0]), time.perf_counter() - started)
+
+
+class OpenAICompatibleLLM:
+    """Any server that speaks OpenAI's chat-completions API."""
+
+    def __init__(self, settings: ModelSettings):
+        import httpx
+
+        self.settings = settings
+        headers = {}
+        if settings.openai_api_key is not None:
+            headers["Authorization"] = f"Bearer {settings.openai_api_key.get_secret_value()}"
+        self.client = httpx.Client(
+            base_url=settings.openai_base_url, headers=headers, timeout=settings.request_timeout_s
+        )
+        self.info = ModelInfo("openai", settings.name, settings.revision, None)
+
+    def generate(self, prompt: str, *, max_new_tokens: int | None = None) -> Generation:
+        import httpx
+
+        started = time.perf_counter()
+        body = {
+            "model": self.settings.name,
+            "messages": [{"role": "user", "content": prompt}],
+            "max_tokens": max_new_tokens or self.settings.max_new_tokens,
+            "temperature": self.settings.temperature,
+            "seed": self.settings.seed,
+        }
+        try:
+            response = self.client.post("/chat/completions", json=body)
+            response.raise_for_status()
+            data = response.json()
+            text = data["choices"][0]["message"]["content"] or ""
+        except (httpx.HTTPError, KeyError, IndexError, ValueError) as exc:
+            raise ModelError(
+                f"chat completion failed: {exc}",
+                where="setting 'model.openai_base_url' (env DOCS_ASSISTANT_MODEL__OPENAI_BASE_URL)",
+            ) from None
+        usage = data.get("usage") or {}
+        return Generation(
+            text.strip(),
+            int(usage.get("prompt_tokens", 0)),
+            int(usage.get("completion_tokens", 0)),
+            time.perf_counter() - started,
+        )
+
+
+def load_llm(settings: ModelSettings, models_dir: Path) -> LLM:
+    if settings.backend == "openai":
+        return OpenAICompatibleLLM(settings)
+    return LocalLLM(settings, models_dir)

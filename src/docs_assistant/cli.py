@@ -44,7 +44,19 @@ def _progress() -> Progress:
 
 
 def _settings() -> Settings:
+    _quiet_libraries()
     return load_settings()
+
+
+def _quiet_libraries() -> None:
+    """Keep library progress bars and chatter out of the CLI's output; our own progress bars stay."""
+    import logging
+    import os
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("LANCE_LOG", "error")
+    logging.getLogger("llama_index").setLevel(logging.ERROR)
 
 
 @app.command()
@@ -86,7 +98,7 @@ def index() -> None:
 @app.command()
 @friendly_errors
 def ask(
-    question: Annotated[str | None, typer.Argument(help="the question; omit with --sample")] = None,
+    question: Annotated[str | None, typer.Argument(help="the question ('-' reads stdin); omit with --sample")] = None,
     sample: Annotated[int, typer.Option(help="answer the first N eval questions instead")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="print answers as JSON lines")] = False,
 ) -> None:
@@ -97,6 +109,8 @@ def ask(
     settings = _settings()
     if question is None and not sample:
         raise typer.BadParameter("give a question or --sample N")
+    if question == "-":
+        question = sys.stdin.read()
     questions = [question] if question is not None else []
     if sample:
         rows = FeatureStore(settings.paths.store_uri).read(QA).to_pylist()

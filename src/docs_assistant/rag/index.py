@@ -102,6 +102,9 @@ def build_index(settings: Settings, *, embedder: Any = None, progress: Progress 
     removed = sorted(current.keys() - wanted.keys())
     if not stale and not removed:
         table = store.open(CHUNKS)
+        if settings.retrieval.ann_index and not table.list_indices():
+            _build_ann_index(table, settings)
+        result.ann_index = bool(table.list_indices())
         result.chunks, result.table_version = table.count_rows(), table.version
         return result
 

@@ -63,6 +63,7 @@ class RagPipeline:
             settings.prompt.id, settings.prompt.version
         )
         self.retriever = Retriever(settings, embedder=embedder)
+        self.retriever.embedder  # noqa: B018 - load at start-up, not inside the first answer's timings
         if llm is None:
             from docs_assistant.rag.llm import load_llm
 

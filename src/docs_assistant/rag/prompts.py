@@ -109,7 +109,10 @@ class PromptRegistry:
             known = ", ".join(f"{i} v{v}" for i, v in sorted(self._prompts))
             raise PromptError(
                 f"unknown prompt {prompt_id} v{version}; available: {known}",
-                where="setting 'prompt.id'/'prompt.version' (env DOCS_ASSISTANT_PROMPT__ID / __VERSION)",
+                where=(
+                    "settings 'prompt.id' / 'prompt.version' "
+                    "(env DOCS_ASSISTANT_PROMPT__ID, DOCS_ASSISTANT_PROMPT__VERSION)"
+                ),
             )
         return prompt
 

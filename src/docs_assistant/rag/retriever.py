@@ -15,7 +15,7 @@ from docs_assistant.config import RetrievalSettings, Settings
 from docs_assistant.data.store import FeatureStore
 from docs_assistant.rag.index import CHUNKS
 
-COLUMNS = ["id", "doc_id", "text", "metadata"]
+COLUMNS = ["id", "doc_id", "text", "metadata", "_distance"]
 
 
 @dataclass(frozen=True)

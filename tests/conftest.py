@@ -1,0 +1,133 @@
+"""Shared fixtures: real LanceDB in temp dirs, the real bundled embedder, the real tiny model.
+
+Heavy objects (embedder, tiny model checkpoint, a fully indexed copy of the sample data) are built once
+per session; each test that writes gets its own project directory.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL_CORPUS = 8  # documents in the per-test project: enough for retrieval, quick to embed
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _offline() -> Iterator[None]:
+    """Everything must work with no model hub: fail loudly if anything tries."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("HF_HUB_OFFLINE", "1")
+    mp.setenv("TRANSFORMERS_OFFLINE", "1")
+    mp.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    for name in list(__import__("os").environ):
+        if name.startswith("DOCS_ASSISTANT_"):
+            mp.delenv(name)
+    yield
+    mp.undo()
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One model cache for the session: the tiny model is built on first use, then loaded from disk."""
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Any:
+    from docs_assistant.config import EmbeddingSettings
+    from docs_assistant.rag.embeddings import load_embedder
+
+    return load_embedder(EmbeddingSettings())
+
+
+@dataclass
+class Project:
+    """A throwaway copy of the project's inputs; settings resolve relative to `root`."""
+
+    root: Path
+    models_dir: Path
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    def settings(self, **overrides: Any) -> Any:
+        from docs_assistant.config import load_settings
+
+        paths = {
+            "data_dir": self.root / "data",
+            "prompts_dir": self.root / "prompts",
+            "state_dir": self.root / "var",
+            "reports_dir": self.root / "reports",
+            "model_cache_dir": self.models_dir,
+        } | overrides.pop("paths", {})
+        return load_settings(paths=paths, **overrides)
+
+    def env(self) -> dict[str, str]:
+        """The same settings as environment variables, for the CLI."""
+        s = self.settings().paths
+        return {
+            "DOCS_ASSISTANT_PATHS__DATA_DIR": str(s.data_dir),
+            "DOCS_ASSISTANT_PATHS__PROMPTS_DIR": str(s.prompts_dir),
+            "DOCS_ASSISTANT_PATHS__STATE_DIR": str(s.state_dir),
+            "DOCS_ASSISTANT_PATHS__REPORTS_DIR": str(s.reports_dir),
+            "DOCS_ASSISTANT_PATHS__MODEL_CACHE_DIR": str(s.model_cache_dir),
+        }
+
+    def doc(self, doc_id: str) -> Path:
+        return self.data / "docs" / f"{doc_id}.md"
+
+
+def make_project(root: Path, models_dir: Path, n_docs: int | None) -> Project:
+    """Copy prompts and the first `n_docs` documents (all if None) with the QA pairs that cite only them."""
+    shutil.copytree(REPO / "prompts", root / "prompts")
+    docs = sorted((REPO / "data" / "docs").glob("*.md"))
+    docs = docs if n_docs is None else docs[:n_docs]
+    (root / "data" / "docs").mkdir(parents=True)
+    for path in docs:
+        shutil.copy(path, root / "data" / "docs" / path.name)
+    keep = {p.stem for p in docs}
+    (root / "data" / "qa").mkdir()
+    for split in ("train", "eval"):
+        lines = (REPO / "data" / "qa" / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
+        kept = [line for line in lines if line.strip() and set(json.loads(line)["doc_ids"]) <= keep]
+        (root / "data" / "qa" / f"{split}.jsonl").write_text("\n".join(kept) + "\n", encoding="utf-8")
+    return Project(root, models_dir)
+
+
+@pytest.fixture
+def project(tmp_path: Path, models_dir: Path) -> Project:
+    """A small writable project (not yet ingested)."""
+    return make_project(tmp_path / "project", models_dir, SMALL_CORPUS)
+
+
+@pytest.fixture
+def indexed_project(project: Project, embedder: Any) -> Project:
+    """The small project, ingested and indexed."""
+    from docs_assistant.data.ingest import ingest
+    from docs_assistant.rag.index import build_index
+
+    settings = project.settings()
+    ingest(settings)
+    build_index(settings, embedder=embedder)
+    return project
+
+
+@pytest.fixture(scope="session")
+def full_project(tmp_path_factory: pytest.TempPathFactory, models_dir: Path, embedder: Any) -> Project:
+    """All of data/, ingested and indexed once per session (read-only for tests)."""
+    from docs_assistant.data.ingest import ingest
+    from docs_assistant.rag.index import build_index
+
+    project = make_project(tmp_path_factory.mktemp("full") / "project", models_dir, None)
+    settings = project.settings()
+    ingest(settings)
+    build_index(settings, embedder=embedder)
+    return project

@@ -6,7 +6,6 @@ and retrieval never touch a model hub.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from docs_assistant.config import BUNDLED_EMBEDDER, EmbeddingSettings
@@ -50,9 +49,6 @@ def embedder_tokenizer(embedder: HuggingFaceEmbedding) -> Any:
 
 
 def embedding_dimension(embedder: HuggingFaceEmbedding) -> int:
-    return int(embedder._model.get_sentence_embedding_dimension())
-
-
-def local_model_dir(name: str) -> Path | None:
-    path = Path(name)
-    return path if path.is_dir() else None
+    model = embedder._model
+    getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(getter())

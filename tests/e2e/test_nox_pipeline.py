@@ -1,0 +1,60 @@
+"""The README's main command, for real: `nox -s pipeline` in a copy of the repository, run twice.
+
+The second run changes nothing, so it must re-embed nothing and commit no new table version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+IGNORE = shutil.ignore_patterns(".git", ".venv", ".nox", "var", "reports", "__pycache__", "*_cache")
+
+pytestmark = pytest.mark.e2e
+
+
+def nox(root: Path) -> subprocess.CompletedProcess[str]:
+    uv, nox_exe = shutil.which("uv"), shutil.which("nox")
+    assert uv, "uv must be on PATH (./noxw puts it there)"
+    assert nox_exe, "nox must be installed in the test environment (dependency group 'test')"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCS_ASSISTANT_", "VIRTUAL_ENV", "UV_PROJECT"))}
+    return subprocess.run(
+        [nox_exe, "-s", "pipeline", "--reuse-venv=yes", "--no-color"],
+        cwd=root,
+        env=env | {"SAMPLE_QUESTIONS": "2"},
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        check=False,
+    )
+
+
+def report(root: Path, stage: str) -> dict:
+    return json.loads((root / "reports" / stage / "summary.json").read_text(encoding="utf-8"))
+
+
+def test_pipeline_answers_then_a_noop_rerun_reembeds_nothing(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    shutil.copytree(REPO, root, ignore=IGNORE)
+
+    first = nox(root)
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
+    output = first.stdout + first.stderr
+    assert "A: " in output
+    assert "[1] " in output
+    cold = report(root, "index")
+    assert cold["documents_embedded"] == cold["documents"] > 0
+    assert report(root, "retrieval")["passed"] is True
+
+    second = nox(root)
+    assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-4000:]
+    warm = report(root, "index")
+    assert (warm["documents_embedded"], warm["chunks_embedded"], warm["documents_removed"]) == (0, 0, 0)
+    assert warm["table_version"] == cold["table_version"]
+    assert report(root, "ingest")["changed"] is False

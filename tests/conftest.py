@@ -15,20 +15,25 @@ from typing import Any
 
 import pytest
 
+from docs_assistant.config import CONFIG_FILE_ENV
+
 REPO = Path(__file__).resolve().parents[1]
 SMALL_CORPUS = 8  # documents in the per-test project: enough for retrieval, quick to embed
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _offline() -> Iterator[None]:
-    """Everything must work with no model hub: fail loudly if anything tries."""
+def _offline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Everything must work with no model hub; and a developer's own config file must not leak in."""
     mp = pytest.MonkeyPatch()
+    empty_config = tmp_path_factory.mktemp("config") / "empty.toml"
+    empty_config.write_text("", encoding="utf-8")
     mp.setenv("HF_HUB_OFFLINE", "1")
     mp.setenv("TRANSFORMERS_OFFLINE", "1")
     mp.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     for name in list(__import__("os").environ):
         if name.startswith("DOCS_ASSISTANT_"):
             mp.delenv(name)
+    mp.setenv(CONFIG_FILE_ENV, str(empty_config))
     yield
     mp.undo()
 

@@ -30,11 +30,14 @@ TINY_CONFIG: dict[str, Any] = {
 }
 SPECIAL_TOKENS = {"pad": "<pad>", "bos": "<s>", "eos": "</s>", "unk": "<unk>"}
 SEED = 20260101
+#: random weights fall into one repeated byte under greedy decoding; these keep the text varied
+GENERATION: dict[str, Any] = {"repetition_penalty": 1.3, "no_repeat_ngram_size": 3}
 
 
 def tiny_model_revision() -> str:
     """Content address of the recipe: the directory name and the `revision` reported in answers."""
-    return sha256_text(json.dumps(TINY_CONFIG, sort_keys=True), json.dumps(SPECIAL_TOKENS), str(SEED))[:12]
+    recipe = (TINY_CONFIG, SPECIAL_TOKENS, GENERATION)
+    return sha256_text(*(json.dumps(part, sort_keys=True) for part in recipe), str(SEED))[:12]
 
 
 def _byte_token(byte: int) -> str:
@@ -93,6 +96,8 @@ def build_tiny_model(target: Path) -> Path:
     printable = {tokenizer.convert_tokens_to_ids(_byte_token(b)) for b in range(32, 127)} | {
         tokenizer.convert_tokens_to_ids(_byte_token(10))
     }
+    for key, value in GENERATION.items():
+        setattr(model.generation_config, key, value)
     model.generation_config.suppress_tokens = [
         i for i in range(len(tokenizer)) if i not in printable and i != tokenizer.eos_token_id
     ]

@@ -1,0 +1,109 @@
+"""Turn this working tree into the cookiecutter template, inside cookiecutter's temporary copy.
+
+The repository is a working project, not a template: no second copy is committed. Cookiecutter runs this
+hook in a throwaway copy (the working directory); it moves the project into `{{cookiecutter.project_slug}}/`,
+protects every existing `{{ }}` / `{% %}` (GitHub expressions, Jinja) from rendering, then puts template
+variables where the default names were. Reusable workflows stay in the template repository: generated
+projects call them by `OWNER/REPO/.github/workflows/<stage>.yml@REF`.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+from pathlib import Path
+
+TEMPLATE_DIR = "{{cookiecutter.project_slug}}"
+SKIP_NAMES = {
+    ".git", ".venv", ".nox", "var", "reports", "hooks", "cookiecutter.json", "__pycache__",
+    ".pytest_cache", ".ruff_cache", ".mypy_cache", "build", "dist", "site", ".idea", ".vscode",
+}  # fmt: skip
+#: template-repository only: tests of the template itself and the reusable-workflow library
+SKIP_PATHS = {"tests/template", "tests/workflows", ".github/actions", ".github/workflows/README.md"}
+SKIP_SUFFIXES = (".egg-info", ".pyc")
+
+#: (literal in this tree, what replaces it); longest first so "docs-assistant" never eats a longer name
+NAMES = (
+    ("Docs Assistant maintainers", "{{ cookiecutter.author_name }}"),
+    ("maintainers@example.com", "{{ cookiecutter.author_email }}"),
+    ("Docs Assistant", "{{ cookiecutter.project_name }}"),
+    ("docs-assistant", "{{ cookiecutter.project_slug }}"),
+    ("docs_assistant", "{{ cookiecutter.package_name }}"),
+    ("DOCS_ASSISTANT", "{{ cookiecutter.package_name.upper() }}"),
+)
+DESCRIPTION = re.compile(r'^description = ".*"$', re.MULTILINE)
+JINJA_MARKS = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}")
+LOCAL_WORKFLOW = re.compile(r"uses:\s*\./\.github/workflows/([\w.-]+\.ya?ml)")
+PYTHON_VERSION = re.compile(r'(python-version:\s*(?:default:\s*)?)["\']?3\.11["\']?')
+
+
+def escape_jinja(text: str) -> str:
+    """Make existing Jinja/GitHub-expression markers render as themselves, in one pass."""
+    return JINJA_MARKS.sub(lambda m: "{{ '" + m.group(0) + "' }}", text)
+
+
+def templatize(text: str, relpath: str) -> str:
+    text = escape_jinja(text)
+    if relpath == "pyproject.toml":
+        text = DESCRIPTION.sub('description = "{{ cookiecutter.description }}"', text, count=1)
+    if relpath.startswith(".github/"):
+        text = LOCAL_WORKFLOW.sub(
+            r"uses: {{ cookiecutter.workflows_repo }}/.github/workflows/\1@{{ cookiecutter.workflows_ref }}", text
+        )
+        text = PYTHON_VERSION.sub(r'\1"{{ cookiecutter.python_version }}"', text)
+    for literal, variable in NAMES:
+        text = text.replace(literal, variable)
+    return text
+
+
+def is_reusable_workflow(path: Path, text: str) -> bool:
+    return path.parent.as_posix().endswith(".github/workflows") and re.search(r"^\s*workflow_call:", text, re.M)
+
+
+def skipped(relpath: str) -> bool:
+    parts = relpath.split("/")
+    if any(p in SKIP_NAMES or p.endswith(SKIP_SUFFIXES) for p in parts):
+        return True
+    return any(relpath == s or relpath.startswith(s + "/") for s in SKIP_PATHS)
+
+
+def rename(relpath: str) -> str:
+    for literal, variable in NAMES[2:]:
+        relpath = relpath.replace(literal, variable.replace(" ", ""))
+    return relpath
+
+
+def build_template(root: Path) -> int:
+    """Move every kept file of `root` into `root/TEMPLATE_DIR`, templatized; returns the file count."""
+    target = root / TEMPLATE_DIR
+    target.mkdir()
+    count = 0
+    for path in sorted(root.rglob("*")):
+        relpath = path.relative_to(root).as_posix()
+        if not path.is_file() or path.is_symlink() or relpath.startswith(TEMPLATE_DIR) or skipped(relpath):
+            continue
+        dest = target / rename(relpath)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:  # binary: copied verbatim (and listed in _copy_without_render)
+            shutil.copy2(path, dest)
+            count += 1
+            continue
+        if is_reusable_workflow(path, text):
+            continue
+        dest.write_text(templatize(text, relpath), encoding="utf-8")
+        shutil.copymode(path, dest)
+        count += 1
+    return count
+
+
+def main() -> int:
+    count = build_template(Path.cwd())
+    print(f"pre_prompt: template built from the working tree ({count} files)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -40,6 +40,9 @@ def test_reingesting_unchanged_data_writes_nothing(project) -> None:
     assert second["changed"] is False
     assert second["table_versions"] == first["table_versions"]
     assert lance_files(settings.paths.store_uri) == before
+    log = (settings.paths.state_dir / "ingest_log.jsonl").read_text().splitlines()
+    assert len(log) == 1  # only the ingest that committed something is logged
+    assert json.loads(log[0])["table_versions"] == first["table_versions"]
 
 
 def test_a_changed_document_is_one_new_version_with_one_update(project) -> None:

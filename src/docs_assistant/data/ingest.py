@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from typing import Any
 
 from docs_assistant.config import Settings
@@ -10,6 +12,7 @@ from docs_assistant.data.store import DOCUMENTS, FEEDBACK, QA, SCHEMAS, FeatureS
 from docs_assistant.reports import markdown_table, write_report
 
 STAGE = "ingest"
+LOG_NAME = "ingest_log.jsonl"
 
 
 def ingest(settings: Settings, corpus: Corpus | None = None) -> dict[str, Any]:
@@ -29,9 +32,21 @@ def ingest(settings: Settings, corpus: Corpus | None = None) -> dict[str, Any]:
         "table_versions": {c.table: c.version for c in changes},
         "counts": {"documents": len(corpus.documents), "qa": len(corpus.qa)},
     }
+    if summary["changed"]:
+        _append_log(settings, summary)
     rows = [(c.table, c.version, c.rows, c.inserted, c.updated, c.deleted) for c in changes]
     markdown = "## Ingest\n\n" + markdown_table(
         ["table", "version", "rows", "inserted", "updated", "deleted"], rows
     )
     write_report(settings.paths.reports_dir, STAGE, summary, markdown + "\n")
     return summary
+
+
+def _append_log(settings: Settings, summary: dict[str, Any]) -> None:
+    """One line per ingest that committed something: the history of which data produced which versions."""
+    entry = {"at": datetime.now(UTC).isoformat(), "table_versions": summary["table_versions"]}
+    entry["changes"] = {name: t for name, t in summary["tables"].items() if t["changed"]}
+    log = settings.paths.state_dir / LOG_NAME
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(entry, sort_keys=True) + "\n")

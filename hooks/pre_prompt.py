@@ -25,6 +25,7 @@ SKIP_SUFFIXES = (".egg-info", ".pyc")
 
 #: (literal in this tree, what replaces it); longest first so "docs-assistant" never eats a longer name
 NAMES = (
+    ("docs-assistant/docs-assistant", "{{ cookiecutter.workflows_repo }}"),
     ("Docs Assistant maintainers", "{{ cookiecutter.author_name }}"),
     ("maintainers@example.com", "{{ cookiecutter.author_email }}"),
     ("Docs Assistant", "{{ cookiecutter.project_name }}"),
@@ -69,7 +70,7 @@ def skipped(relpath: str) -> bool:
 
 
 def rename(relpath: str) -> str:
-    for literal, variable in NAMES[2:]:
+    for literal, variable in NAMES[3:]:
         relpath = relpath.replace(literal, variable.replace(" ", ""))
     return relpath
 

@@ -1,0 +1,68 @@
+"""A generated project's own `ci.yml`, run end to end by act against the template's reusable workflows.
+
+The project is rendered with a custom workflows repository and tag; act maps that `OWNER/REPO@REF` to
+this tree's `.github/`, so the run exercises the rewritten `uses:` lines, the real nox sessions of the
+generated project, and the gate. A planted failing test must fail the run.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ..workflows.conftest import publish_workflows, run_act
+from .conftest import ZETA, render
+
+pytestmark = [pytest.mark.workflows, pytest.mark.e2e]
+
+CI = ".github/workflows/ci.yml"
+#: the integration and e2e layers already run in this repository's own suite; here the CI wiring is tested
+FAST_SUITE = ["--var", "PYTEST_ARGS=-m 'not integration and not e2e'"]
+
+
+def generated_repo(template_repo: Path, tmp_path: Path) -> Path:
+    project = render(template_repo, tmp_path / "out", **ZETA)
+    remote = ["git", "remote", "add", "origin", "https://github.com/zeta-org/zeta-bot"]
+    subprocess.run(remote, cwd=project, check=True)
+    return project
+
+
+def run_generated_ci(project: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    workflows_repo = f"{ZETA['workflows_repo']}@{ZETA['workflows_ref']}"
+    published = publish_workflows(tmp_path / "template-release")
+    return run_act(
+        project,
+        CI,
+        scratch=tmp_path / "act",
+        extra_local_repos={workflows_repo: published},
+        extra_args=FAST_SUITE,
+        timeout=1200,
+    )
+
+
+def test_generated_ci_runs_the_real_sessions_and_passes(template_repo: Path, tmp_path: Path) -> None:
+    project = generated_repo(template_repo, tmp_path)
+    result = run_generated_ci(project, tmp_path)
+    log = result.stdout
+    assert result.returncode == 0, log[-6000:]
+    assert "Session lint was successful" in log
+    assert "Session tests was successful" in log
+    assert " passed" in log
+    assert "alls-green stand-in: tests: success" in log
+
+
+def test_planted_failing_test_fails_generated_ci(template_repo: Path, tmp_path: Path) -> None:
+    project = generated_repo(template_repo, tmp_path)
+    (project / "tests" / "unit" / "test_planted.py").write_text(
+        "def test_planted_failure() -> None:\n    assert 2 + 2 == 5\n", encoding="utf-8"
+    )
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run([*git, "add", "-A"], cwd=project, check=True)
+    subprocess.run([*git, "commit", "-qm", "planted failure"], cwd=project, check=True)
+    result = run_generated_ci(project, tmp_path)
+    log = result.stdout
+    assert result.returncode != 0, log[-6000:]
+    assert "test_planted_failure" in log
+    assert "Session tests failed" in log

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ..workflows.conftest import publish_workflows, run_act
+from ..workflows.conftest import publish_workflows, run_act  # noqa: TID252 - one harness for both suites
 from .conftest import ZETA, render
 
 pytestmark = [pytest.mark.workflows, pytest.mark.e2e]

@@ -1,4 +1,4 @@
-"""`python -m benchmarks [NAME ...] [--repeat N] [--strict] [--out DIR]`.
+"""Run the performance suite: `python -m benchmarks [NAME ...] [--repeat N] [--strict] [--out DIR]`.
 
 Exit status: 0 when every benchmark ran (a missed target is reported, not fatal, because shared
 machines are noisy), 1 with `--strict` when a target was missed, 2 when a benchmark failed to run.
@@ -19,13 +19,31 @@ for _key, _value in {
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",
     "TRANSFORMERS_VERBOSITY": "error",
     "LANCE_LOG": "error",
+    "LANCEDB_LOG": "error",
 }.items():
     os.environ.setdefault(_key, _value)
 
-from benchmarks import bench_pipeline_rerun, bench_retrieval  # noqa: E402
+import importlib  # noqa: E402
+import pkgutil  # noqa: E402
+
+import benchmarks  # noqa: E402
 from benchmarks._stats import summary_row, write_result, write_summary  # noqa: E402
 
-BENCHMARKS: dict[str, ModuleType] = {m.NAME: m for m in (bench_retrieval, bench_pipeline_rerun)}
+ORDER = ("retrieval", "pipeline_rerun", "template")
+
+
+def _discover() -> dict[str, ModuleType]:
+    """Every `bench_*.py` module (a generated project has no `bench_template`: it is not a template)."""
+    found = [
+        importlib.import_module(f"benchmarks.{info.name}")
+        for info in pkgutil.iter_modules(benchmarks.__path__)
+        if info.name.startswith("bench_")
+    ]
+    by_name = {m.NAME: m for m in found}
+    return {n: by_name[n] for n in sorted(by_name, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))}
+
+
+BENCHMARKS: dict[str, ModuleType] = _discover()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

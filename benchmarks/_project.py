@@ -19,7 +19,13 @@ SCRUBBED = ("GITHUB_STEP_SUMMARY",)
 def clean_env(base: dict[str, str] | None = None) -> dict[str, str]:
     """The environment benchmarked code runs with: defaults only, offline, no library chatter."""
     env = {k: v for k, v in (base or os.environ).items() if not k.startswith(ENV_PREFIX) and k not in SCRUBBED}
-    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HUB_DISABLE_PROGRESS_BARS="1", LANCE_LOG="error")
+    env.update(
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        HF_HUB_DISABLE_PROGRESS_BARS="1",
+        LANCE_LOG="error",
+        LANCEDB_LOG="error",
+    )
     env.setdefault("TRANSFORMERS_VERBOSITY", "error")
     return env
 

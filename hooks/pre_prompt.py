@@ -20,7 +20,9 @@ SKIP_NAMES = {
     ".pytest_cache", ".ruff_cache", ".mypy_cache", "build", "dist", "site", ".idea", ".vscode",
 }  # fmt: skip
 #: template-repository only: tests of the template itself and the reusable-workflow library
-SKIP_PATHS = {"tests/template", "tests/workflows", ".github/actions", ".github/workflows/README.md"}
+SKIP_PATHS = {
+    "tests/template", "tests/workflows", ".github/actions", ".github/workflows/README.md", "benchmarks/bench_template.py",
+}  # fmt: skip
 SKIP_SUFFIXES = (".egg-info", ".pyc")
 
 #: (literal in this tree, what replaces it); longest first so "docs-assistant" never eats a longer name

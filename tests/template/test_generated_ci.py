@@ -22,29 +22,33 @@ CI = ".github/workflows/ci.yml"
 FAST_SUITE = ["--var", "PYTEST_ARGS=-m 'not integration and not e2e'"]
 
 
-def generated_repo(template_repo: Path, tmp_path: Path) -> Path:
-    project = render(template_repo, tmp_path / "out", **ZETA)
+def generated_repo(template_repo: Path, tmp_path: Path, answers: dict[str, str] = ZETA) -> Path:
+    project = render(template_repo, tmp_path / "out", **answers)
     remote = ["git", "remote", "add", "origin", "https://github.com/zeta-org/zeta-bot"]
     subprocess.run(remote, cwd=project, check=True)
     return project
 
 
-def run_generated_ci(project: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    workflows_repo = f"{ZETA['workflows_repo']}@{ZETA['workflows_ref']}"
-    published = publish_workflows(tmp_path / "template-release")
+def run_generated_ci(project: Path, tmp_path: Path, answers: dict[str, str] = ZETA) -> subprocess.CompletedProcess[str]:
+    extra = {}
+    if answers.get("workflows_repo"):  # the default (docs-assistant/docs-assistant@v0) is mapped by run_act
+        extra[f"{answers['workflows_repo']}@{answers['workflows_ref']}"] = publish_workflows(tmp_path / "release")
     return run_act(
         project,
         CI,
         scratch=tmp_path / "act",
-        extra_local_repos={workflows_repo: published},
+        extra_local_repos=extra,
         extra_args=FAST_SUITE,
         timeout=1200,
     )
 
 
-def test_generated_ci_runs_the_real_sessions_and_passes(template_repo: Path, tmp_path: Path) -> None:
-    project = generated_repo(template_repo, tmp_path)
-    result = run_generated_ci(project, tmp_path)
+@pytest.mark.parametrize("answers", [{}, ZETA], ids=["no-input defaults", "custom answers"])
+def test_generated_ci_runs_the_real_sessions_and_passes(
+    template_repo: Path, tmp_path: Path, answers: dict[str, str]
+) -> None:
+    project = generated_repo(template_repo, tmp_path, answers)
+    result = run_generated_ci(project, tmp_path, answers)
     log = result.stdout
     assert result.returncode == 0, log[-6000:]
     assert "Session lint was successful" in log

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import yaml
 
 from .conftest import DEFAULT_NAMES, ZETA, files_of, render
 
-LEFTOVER = re.compile(r"\{\{\s*cookiecutter|\{%-?\s*(if|for|raw)\b|cookiecutter\.")
+LEFTOVER = re.compile(r"\{\{\s*cookiecutter|\{%-?\s*(if|for|raw|endraw)\b|\{\{ '")
 
 
 def test_defaults_render_the_project_itself(template_repo: Path, tmp_path: Path) -> None:
@@ -53,7 +54,7 @@ def test_the_exact_set_of_files(template_repo: Path, tmp_path: Path) -> None:
     template_only = {
         s for s in source if s.startswith(("hooks/", "tests/template/", "tests/workflows/", ".github/actions/"))
     }
-    template_only |= {"cookiecutter.json", ".github/workflows/README.md"}
+    template_only |= {"cookiecutter.json", ".github/workflows/README.md", "benchmarks/bench_template.py"}
     reusable = {
         s
         for s in source
@@ -79,12 +80,32 @@ def test_workflow_callers_use_the_pinned_template_repository(template_repo: Path
         assert "${{" in text  # GitHub expressions survive rendering verbatim
 
 
+@pytest.fixture(scope="module")
+def template_with_optional_parts(template_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The template plus a file in each optional part, so dropping (or keeping) each one is observable."""
+    copy = tmp_path_factory.mktemp("optional") / "template"
+    shutil.copytree(template_repo, copy)
+    for rel in OPTIONAL_PARTS.values():
+        if not (copy / rel).exists():
+            (copy / rel).parent.mkdir(parents=True, exist_ok=True)
+            (copy / rel).write_text("# optional part\n", encoding="utf-8")
+    return copy
+
+
+OPTIONAL_PARTS = {
+    "finetuning": "src/docs_assistant/train/__init__.py",
+    "kubernetes": "deploy/kubernetes/base/kustomization.yaml",
+}
+
+
 @pytest.mark.parametrize(
     ("deploy_target", "include_finetuning"), [("docker", "yes"), ("kubernetes", "no")], ids=["docker+ft", "k8s-noft"]
 )
-def test_option_matrix(template_repo: Path, tmp_path: Path, deploy_target: str, include_finetuning: str) -> None:
+def test_option_matrix(
+    template_with_optional_parts: Path, tmp_path: Path, deploy_target: str, include_finetuning: str
+) -> None:
     project = render(
-        template_repo,
+        template_with_optional_parts,
         tmp_path,
         **ZETA,
         deploy_target=deploy_target,
@@ -95,12 +116,13 @@ def test_option_matrix(template_repo: Path, tmp_path: Path, deploy_target: str, 
     config = (project / "zeta-bot.toml").read_text()
     assert 'name = "Qwen/Qwen2.5-0.5B-Instruct"' in config
     assert 'revision = "7ae557604adf67be50417f59c2c2f167def9a775"' in config
-    assert (project / "deploy" / "kubernetes").exists() == (
-        deploy_target == "kubernetes" and (template_repo / "deploy" / "kubernetes").exists()
-    )
-    assert not (project / "src" / "zeta_bot" / "train").exists() or include_finetuning == "yes"
+    finetuning = OPTIONAL_PARTS["finetuning"].replace("docs_assistant", "zeta_bot")
+    assert (project / finetuning).exists() == (include_finetuning == "yes")
+    assert (project / OPTIONAL_PARTS["kubernetes"]).exists() == (deploy_target == "kubernetes")
     log = subprocess.run(["git", "log", "--format=%an <%ae>"], cwd=project, capture_output=True, text=True)
     assert log.stdout.strip() == "Zed Zeta <zed@zeta.example>"
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=project, capture_output=True, text=True)
+    assert status.stdout == ""  # the first commit holds everything
 
 
 def test_cli_renders_and_rejects_bad_answers(template_repo: Path, tmp_path: Path) -> None:

@@ -3,8 +3,8 @@
 The peer is the same first `nox -s tests` in a clean copy of this source tree, measured in the same run
 (alternating, so drift hits both alike): the template should add little more than its render time.
 Both start without a `.nox/` directory, so each pays venv creation from uv's (warm) cache, as a new
-project does on a machine that already ran one. The test layer is selectable; by default the unit layer
-(`-m "not integration and not e2e"`), since the heavier layers measure the models, not the template.
+project does on a machine that already ran one. The tests run are selectable; by default `tests/unit`,
+which both trees hold (the heavier layers measure the models, not the template).
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from benchmarks._stats import BenchResult, ratio, summarize
 NAME = "template"
 DEFAULT_REPEAT = 3
 TARGET_RATIO = 1.25
-PYTEST_ARGS = os.environ.get("BENCH_TEMPLATE_PYTEST_ARGS", "-m 'not integration and not e2e' -q")
+#: the same tests on both sides: the source tree also holds the template's own tests, a generated project not
+PYTEST_ARGS = os.environ.get("BENCH_TEMPLATE_PYTEST_ARGS", "tests/unit -q")
 ANSWERS = {"project_name": "Bench Bot", "workflows_repo": "acme/llmops-template"}
 
 

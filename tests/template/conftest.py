@@ -25,12 +25,20 @@ ZETA = {
 }
 
 
+IGNORED = shutil.ignore_patterns(".git", ".venv", ".nox", "var", "reports", "__pycache__", "*_cache", "*.egg-info")
+
+
 def clean_copy(target: Path) -> Path:
-    """Tracked and untracked-but-not-ignored files only: no .venv, .nox, var/ or reports/."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True, check=True
-    ).stdout.decode()
-    for rel in filter(None, listed.split("\0")):
+    """Tracked and untracked-but-not-ignored files only: no .venv, .nox, var/ or reports/.
+
+    Outside a git checkout (an unpacked archive), everything but the usual build and state directories.
+    """
+    listing = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True, check=False
+    )
+    if listing.returncode != 0:
+        return Path(shutil.copytree(REPO, target, ignore=IGNORED))
+    for rel in filter(None, listing.stdout.decode().split("\0")):
         src = REPO / rel
         if src.is_file():
             (target / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -34,15 +34,17 @@ def run(repeat: int = DEFAULT_REPEAT) -> BenchResult:
     from docs_assistant.config import load_settings
     from docs_assistant.data.corpus import load_corpus
     from docs_assistant.data.ingest import ingest
+    from docs_assistant.rag.embeddings import load_embedder
     from docs_assistant.rag.index import CHUNKS, build_index
     from docs_assistant.rag.retriever import Retriever
 
     with scratch_project(NAME):
         settings = load_settings()
+        embedder = load_embedder(settings.embedding)  # loaded once, for the index and the query vectors
         ingest(settings)
-        index = build_index(settings)
+        index = build_index(settings, embedder=embedder)
         questions = [q.question for q in load_corpus(settings.paths.data_dir).qa_split("eval")]
-        retriever = Retriever(settings)
+        retriever = Retriever(settings, embedder=embedder)
         vectors = [retriever.embed(q) for q in questions]
         table = lancedb.connect(str(settings.paths.store_uri)).open_table(CHUNKS)
         k, metric = settings.retrieval.top_k, settings.retrieval.metric

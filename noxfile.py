@@ -66,3 +66,10 @@ def bench(session: nox.Session) -> None:
     """Performance suite: ratios against a peer measured in the same run, written to reports/bench/."""
     install_locked(session, "bench")
     session.run("python", "-m", "benchmarks", *session.posargs, env=OFFLINE)
+
+
+@nox.session(default=False)
+def serve(session: nox.Session) -> None:
+    """Run the model service on loopback (`-- --host 0.0.0.0 --port 8080` to change)."""
+    install_locked(session)
+    stage(session, "serve", *session.posargs)

@@ -124,6 +124,24 @@ class LimitSettings(_Section):
     max_question_chars: int = Field(default=2000, ge=1, le=100_000)
 
 
+class ServeSettings(_Section):
+    """The model service: bind address, API keys, admission control and request limits."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    environment: Literal["dev", "staging", "prod"] = "dev"
+    api_keys: list[SecretStr] = Field(
+        default_factory=list, description="bearer tokens (env: a JSON list); required outside dev"
+    )
+    max_concurrency: int = Field(default=2, ge=1, le=256, description="generations running at once")
+    max_queue: int = Field(default=8, ge=0, le=10_000, description="requests waiting for a slot; past it: 429")
+    request_timeout_s: float = Field(default=30.0, gt=0, description="per-request deadline; past it: 504")
+    max_body_bytes: int = Field(default=65_536, ge=256, description="larger request bodies get 413 unread")
+    retry_after_s: int = Field(default=1, ge=1, description="the Retry-After sent with 429 and 503")
+    answer_ids_kept: int = Field(default=10_000, ge=1, description="recent answer ids that feedback may cite")
+    graceful_shutdown_s: float = Field(default=10.0, gt=0, description="in-flight requests get this long on stop")
+
+
 class Settings(BaseSettings):
     """Everything configurable, in one place."""
 
@@ -141,6 +159,7 @@ class Settings(BaseSettings):
     model: ModelSettings = ModelSettings()
     prompt: PromptSettings = PromptSettings()
     limits: LimitSettings = LimitSettings()
+    serve: ServeSettings = ServeSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,42 @@
+"""Prometheus metrics, in a registry of the app's own (two apps in one process never collide)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+PREFIX = "docs_assistant"
+#: request paths reported as themselves; any other path is "other", so label cardinality stays bounded
+KNOWN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/v1/answer", "/v1/chat/completions", "/v1/feedback"})
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            f"{PREFIX}_requests", "HTTP requests served", ["endpoint", "method", "status"], registry=r
+        )
+        self.latency = Histogram(
+            f"{PREFIX}_request_duration_seconds",
+            "HTTP request latency",
+            ["endpoint", "method", "status"],
+            registry=r,
+        )
+        self.in_flight = Gauge(f"{PREFIX}_in_flight_requests", "HTTP requests being served", registry=r)
+        self.rejected = Counter(f"{PREFIX}_rejected", "requests refused before any work", ["reason"], registry=r)
+        self.generated_tokens = Counter(f"{PREFIX}_generated_tokens", "completion tokens generated", registry=r)
+        self.retrieval = Histogram(
+            f"{PREFIX}_retrieval_duration_seconds",
+            "embedding + vector search time per answer",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=r,
+        )
+        self.startup_phase = Gauge(
+            f"{PREFIX}_startup_phase_seconds", "duration of each start-up phase", ["phase"], registry=r
+        )
+        self.ready = Gauge(f"{PREFIX}_ready", "1 once start-up finished and the warm-up generated", registry=r)
+        self.build = Info(f"{PREFIX}_build", "model and prompt this process serves", registry=r)
+
+    @staticmethod
+    def endpoint(path: str) -> str:
+        return path if path in KNOWN_PATHS else "other"

@@ -1,0 +1,255 @@
+"""The /v1 API, probes and metrics of one real server (API keys on, cap 1, queue 1)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from docs_assistant.data.store import FEEDBACK, FeatureStore
+from docs_assistant.serve.app import create_app
+from docs_assistant.serve.logs import ACCESS_LOGGER, JsonFormatter
+
+from .conftest import KEY, running, wait_ready
+
+pytestmark = pytest.mark.integration
+QUESTION = "How do I get the product running on a Linux server?"
+MAX_BODY = 4096
+
+
+@pytest.fixture(scope="module")
+def settings(serve_project) -> Any:
+    serve = {"api_keys": [KEY], "max_concurrency": 1, "max_queue": 1, "max_body_bytes": MAX_BODY}
+    return serve_project.settings(serve=serve)
+
+
+@pytest.fixture(scope="module")
+def url(settings, embedder) -> Iterator[str]:
+    with running(create_app(settings, embedder=embedder)) as base:
+        wait_ready(base)
+        yield base
+
+
+@pytest.fixture
+def client(url) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {KEY}"}, timeout=60) as c:
+        yield c
+
+
+@pytest.fixture
+def anonymous(url) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=url, timeout=60) as c:
+        yield c
+
+
+def field_of(response: httpx.Response) -> list[list[Any]]:
+    assert response.status_code == 422, response.text
+    return [err["loc"] for err in response.json()["detail"]]
+
+
+def test_probes_and_metrics_are_open_without_a_key(anonymous) -> None:
+    assert anonymous.get("/healthz").json() == {"status": "ok"}
+    ready = anonymous.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["ready"] is True
+    assert set(ready.json()["phases"]) == {"imports", "prompts", "model", "index", "warmup"}
+    assert anonymous.get("/metrics").status_code == 200
+
+
+def test_answer_has_sources_without_paths(client, serve_project) -> None:
+    response = client.post("/v1/answer", json={"question": QUESTION})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) == {"id", "answer", "sources", "prompt", "model", "index_version", "timings_ms", "tokens"}
+    assert body["answer"]
+    assert body["model"]["name"] == "tiny-random-llama"
+    assert body["prompt"]["id"] == "rag-answer"
+    assert body["tokens"]["completion"] > 0
+    assert len(body["sources"]) == 5
+    for source in body["sources"]:
+        assert set(source) == {"chunk_id", "doc_id", "title", "source", "score"}
+        assert not source["source"].startswith(("/", "~"))
+    assert str(serve_project.root) not in response.text
+    assert "/tmp" not in response.text
+
+
+def test_request_id_is_echoed_or_made(client) -> None:
+    assert client.get("/healthz", headers={"X-Request-ID": "req-42"}).headers["x-request-id"] == "req-42"
+    made = client.get("/healthz", headers={"X-Request-ID": "bad id\twith spaces"}).headers["x-request-id"]
+    assert made != "bad id\twith spaces"
+    assert len(made) == 32
+
+
+def test_openai_client_gets_a_chat_completion_and_a_stream(url) -> None:
+    oa = openai.OpenAI(base_url=f"{url}/v1", api_key=KEY, max_retries=0, timeout=60)
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": QUESTION}]
+    done = oa.chat.completions.create(model="docs-assistant", messages=messages, max_tokens=24)
+    assert done.object == "chat.completion"
+    assert done.model == "tiny-random-llama"
+    assert done.choices[0].finish_reason == "stop"
+    text = done.choices[0].message.content
+    assert text
+    assert 0 < done.usage.completion_tokens <= 24
+    assert done.usage.total_tokens == done.usage.prompt_tokens + done.usage.completion_tokens
+
+    stream = oa.chat.completions.create(
+        model="docs-assistant",
+        messages=messages,
+        max_tokens=24,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    events = list(stream)
+    assert all(e.object == "chat.completion.chunk" for e in events)
+    pieces = [e.choices[0].delta.content or "" for e in events if e.choices]
+    assert "".join(pieces) == text  # greedy decoding: the stream carries the same answer
+    assert [e.choices[0].finish_reason for e in events if e.choices][-1] == "stop"
+    assert events[-1].usage.completion_tokens == done.usage.completion_tokens
+
+
+def test_stream_ends_with_done(client) -> None:
+    body = {"model": "m", "messages": [{"role": "user", "content": QUESTION}], "stream": True}
+    with client.stream("POST", "/v1/chat/completions", json=body) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        lines = [line for line in response.iter_lines() if line]
+    assert lines[-1] == "data: [DONE]"
+    assert all(line.startswith("data: ") for line in lines)
+    assert json.loads(lines[0][6:])["choices"][0]["delta"]["role"] == "assistant"
+
+
+def test_chat_without_a_user_message_is_422(client) -> None:
+    body = {"model": "m", "messages": [{"role": "system", "content": "hi"}]}
+    assert field_of(client.post("/v1/chat/completions", json=body)) == [["body", "messages"]]
+
+
+def test_feedback_is_appended_to_the_feature_store(client, settings) -> None:
+    answer_id = client.post("/v1/answer", json={"question": QUESTION}).json()["id"]
+    response = client.post("/v1/feedback", json={"answer_id": answer_id, "rating": -1, "correction": "Use the .deb"})
+    assert response.status_code == 201, response.text
+    feedback_id = response.json()["id"]
+    rows = FeatureStore(settings.paths.store_uri).read(FEEDBACK).to_pylist()
+    (row,) = [r for r in rows if r["id"] == feedback_id]
+    assert row["answer_id"] == answer_id
+    assert row["rating"] == -1
+    assert row["correction"] == "Use the .deb"
+    assert len(row["content_hash"]) == 64
+    assert row["created_at"].tzinfo is not None
+
+
+def test_feedback_for_an_unknown_answer_is_404(client, settings) -> None:
+    before = FeatureStore(settings.paths.store_uri).read(FEEDBACK).num_rows
+    response = client.post("/v1/feedback", json={"answer_id": "ans-never-served", "rating": 1})
+    assert response.status_code == 404
+    assert "ans-never-served" in response.json()["detail"]
+    assert FeatureStore(settings.paths.store_uri).read(FEEDBACK).num_rows == before
+
+
+@pytest.mark.parametrize("rating", [2, -2, "1", 1.0, True])
+def test_feedback_rating_must_be_minus_one_zero_or_one(client, rating) -> None:
+    assert field_of(client.post("/v1/feedback", json={"answer_id": "a", "rating": rating})) == [["body", "rating"]]
+
+
+def test_metrics_count_requests_and_name_the_model_and_prompt(client, anonymous) -> None:
+    client.post("/v1/answer", json={"question": QUESTION})
+    text = anonymous.get("/metrics").text
+    assert 'docs_assistant_requests_total{endpoint="/v1/answer",method="POST",status="200"}' in text
+    assert 'docs_assistant_request_duration_seconds_bucket{endpoint="/v1/answer"' in text
+    (info,) = [line for line in text.splitlines() if line.startswith("docs_assistant_build_info{")]
+    assert 'model="tiny-random-llama"' in info
+    assert 'prompt_id="rag-answer"' in info
+    assert 'prompt_version="1"' in info
+    assert 'prompt_hash="' in info
+    assert 'adapter=""' in info
+    assert 'docs_assistant_startup_phase_seconds{phase="warmup"}' in text
+    assert "docs_assistant_generated_tokens_total" in text
+    assert "docs_assistant_retrieval_duration_seconds_count" in text
+    assert "docs_assistant_in_flight_requests" in text
+
+
+def test_access_log_is_one_json_line_per_request(client, caplog) -> None:
+    with caplog.at_level(logging.INFO, logger=ACCESS_LOGGER):
+        client.get("/healthz", headers={"X-Request-ID": "log-me"})
+        # the server thread may log just after the client has its response: wait for it, boundedly
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(
+            getattr(r, "request_id", None) == "log-me" for r in caplog.records
+        ):
+            time.sleep(0.02)
+    (record,) = [r for r in caplog.records if r.name == ACCESS_LOGGER and r.request_id == "log-me"]
+    line = json.loads(JsonFormatter().format(record))
+    assert line["request_id"] == "log-me"
+    assert (line["method"], line["path"], line["status"]) == ("GET", "/healthz", 200)
+    assert line["duration_ms"] >= 0
+    assert KEY not in JsonFormatter().format(record)
+
+
+# --- bad input: each refused with the right status, naming the field -------------------------------
+
+
+def test_malformed_json_is_422(client) -> None:
+    response = client.post("/v1/answer", content=b'{"question": ', headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["type"] == "json_invalid"
+
+
+def test_wrong_type_is_422_naming_the_field(client) -> None:
+    assert field_of(client.post("/v1/answer", json={"question": 42})) == [["body", "question"]]
+
+
+def test_missing_field_is_422_naming_the_field(client) -> None:
+    assert field_of(client.post("/v1/answer", json={})) == [["body", "question"]]
+
+
+def test_unknown_field_is_422(client) -> None:
+    assert field_of(client.post("/v1/answer", json={"question": "q", "top_k": 50})) == [["body", "top_k"]]
+
+
+def test_empty_question_is_422(client) -> None:
+    response = client.post("/v1/answer", json={"question": "   \n"})
+    assert field_of(response) == [["body", "question"]]
+    assert "empty" in response.text
+
+
+def test_oversized_question_is_422(client, settings) -> None:
+    limit = settings.limits.max_question_chars
+    response = client.post("/v1/answer", json={"question": "x" * (limit + 1)})
+    assert field_of(response) == [["body", "question"]]
+    assert f"the limit is {limit}" in response.text
+
+
+def test_oversized_body_is_413(client) -> None:
+    response = client.post("/v1/answer", json={"question": "x" * MAX_BODY})
+    assert response.status_code == 413
+
+
+def test_oversized_streamed_body_without_length_is_413(client) -> None:
+    def body() -> Iterator[bytes]:
+        yield b'{"question": "'
+        for _ in range(16):
+            yield b"x" * 1024
+        yield b'"}'
+
+    response = client.post("/v1/answer", content=body(), headers={"Content-Type": "application/json"})
+    assert "content-length" not in response.request.headers
+    assert response.status_code == 413
+
+
+@pytest.mark.parametrize("header", [None, "Bearer wrong-key", f"Basic {KEY}", "Bearer", f"Bearer {KEY}x"])
+def test_missing_or_wrong_api_key_is_401(anonymous, header) -> None:
+    headers = {"Authorization": header} if header else {}
+    response = anonymous.post("/v1/answer", json={"question": QUESTION}, headers=headers)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert KEY not in response.text
+
+
+def test_rejections_are_counted_by_reason(anonymous) -> None:
+    anonymous.post("/v1/answer", json={"question": QUESTION})
+    assert 'docs_assistant_rejected_total{reason="unauthorized"}' in anonymous.get("/metrics").text

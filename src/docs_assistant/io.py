@@ -37,6 +37,7 @@ def atomic_write_text(path: Path, text: str) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; reports are read by other users and containers
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

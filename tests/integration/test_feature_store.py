@@ -27,7 +27,9 @@ def test_first_ingest_creates_versioned_tables_and_reports_them(project) -> None
     assert store.open(DOCUMENTS).count_rows() == summary["counts"]["documents"] > 0
     assert store.open(QA).count_rows() == summary["counts"]["qa"] > 0
     assert store.open(FEEDBACK).count_rows() == 0
-    report = json.loads((settings.paths.reports_dir / "ingest" / "summary.json").read_text())
+    report_path = settings.paths.reports_dir / "ingest" / "summary.json"
+    assert report_path.stat().st_mode & 0o777 == 0o644  # readable by other users (containers, CI)
+    report = json.loads(report_path.read_text())
     assert report["table_versions"] == summary["table_versions"]
     assert (settings.paths.reports_dir / "ingest" / "summary.md").read_text().startswith("## Ingest")
 

@@ -139,13 +139,9 @@ class FeatureStore:
             table = self.db.create_table(name, data=incoming, schema=schema)
             return TableChange(name, table.version, len(rows), inserted=len(rows))
         table = self.open(name)
-        current = dict(
-            zip(
-                table.to_arrow().column(key).to_pylist(),
-                table.to_arrow().column("content_hash").to_pylist(),
-                strict=True,
-            )
-        )
+        stored = table.count_rows()
+        hashes = table.search().select([key, "content_hash"]).limit(max(stored, 1)).to_arrow()  # not the text columns
+        current = dict(zip(hashes.column(key).to_pylist(), hashes.column("content_hash").to_pylist(), strict=True))
         wanted = {r[key]: r["content_hash"] for r in rows}
         if current == wanted:
             return TableChange(name, table.version, len(rows))

@@ -113,9 +113,8 @@ def project(tmp_path: Path, models_dir: Path) -> Project:
     return make_project(tmp_path / "project", models_dir, SMALL_CORPUS)
 
 
-@pytest.fixture
-def indexed_project(project: Project, embedder: Any) -> Project:
-    """The small project, ingested and indexed."""
+def ingest_and_index(project: Project, embedder: Any) -> Project:
+    """Run the two stages every read-side test needs, with the session's embedder."""
     from docs_assistant.data.ingest import ingest
     from docs_assistant.rag.index import build_index
 
@@ -123,16 +122,15 @@ def indexed_project(project: Project, embedder: Any) -> Project:
     ingest(settings)
     build_index(settings, embedder=embedder)
     return project
+
+
+@pytest.fixture
+def indexed_project(project: Project, embedder: Any) -> Project:
+    """The small project, ingested and indexed."""
+    return ingest_and_index(project, embedder)
 
 
 @pytest.fixture(scope="session")
 def full_project(tmp_path_factory: pytest.TempPathFactory, models_dir: Path, embedder: Any) -> Project:
     """All of data/, ingested and indexed once per session (read-only for tests)."""
-    from docs_assistant.data.ingest import ingest
-    from docs_assistant.rag.index import build_index
-
-    project = make_project(tmp_path_factory.mktemp("full") / "project", models_dir, None)
-    settings = project.settings()
-    ingest(settings)
-    build_index(settings, embedder=embedder)
-    return project
+    return ingest_and_index(make_project(tmp_path_factory.mktemp("full") / "project", models_dir, None), embedder)

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import uvicorn
 
-from ..conftest import SMALL_CORPUS, Project, make_project  # noqa: TID252 - the shared project builder
+from ..conftest import SMALL_CORPUS, Project, ingest_and_index, make_project  # noqa: TID252 - the shared project builder
 
 KEY = "test-key-0123456789"
 READY_WITHIN_S = 120.0
@@ -60,14 +60,7 @@ def wait_ready(url: str) -> list[int]:
 
 
 def build_project(root: Path, models_dir: Path, embedder: Any) -> Project:
-    from docs_assistant.data.ingest import ingest
-    from docs_assistant.rag.index import build_index
-
-    project = make_project(root, models_dir, SMALL_CORPUS)
-    settings = project.settings()
-    ingest(settings)
-    build_index(settings, embedder=embedder)
-    return project
+    return ingest_and_index(make_project(root, models_dir, SMALL_CORPUS), embedder)
 
 
 @pytest.fixture(scope="module")

@@ -118,6 +118,40 @@ class PromptSettings(_Section):
     version: str = "1"
 
 
+#: longest deny-list phrase: a streamed answer holds back this many characters, so no phrase is half-sent
+MAX_DENY_PHRASE_CHARS = 64
+
+
+class GuardrailSettings(_Section):
+    """Screens on the way in (prompt injection) and out (PII redaction, deny-list); on by default."""
+
+    screen_input: bool = True
+    redact_pii: bool = True
+    extra_injection_patterns: list[str] = Field(
+        default_factory=list, description="regular expressions (case-insensitive) added to the built-in screen"
+    )
+    deny_list: list[str] = Field(
+        default_factory=list, description="phrases (case-insensitive) that block an answer when it contains one"
+    )
+    refusal: str = Field(
+        default="I can't help with that request.", min_length=1, description="what a blocked request gets"
+    )
+
+    @model_validator(mode="after")
+    def _patterns_compile_and_phrases_fit(self) -> GuardrailSettings:
+        import re
+
+        for pattern in self.extra_injection_patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+        for phrase in self.deny_list:
+            if not phrase.strip() or len(phrase) > MAX_DENY_PHRASE_CHARS:
+                raise ValueError(f"deny-list phrase {phrase!r} must be 1..{MAX_DENY_PHRASE_CHARS} characters")
+        return self
+
+
 class LimitSettings(_Section):
     """Input limits enforced before any work is done."""
 
@@ -159,6 +193,7 @@ class Settings(BaseSettings):
     model: ModelSettings = ModelSettings()
     prompt: PromptSettings = PromptSettings()
     limits: LimitSettings = LimitSettings()
+    guardrails: GuardrailSettings = GuardrailSettings()
     serve: ServeSettings = ServeSettings()
 
     @classmethod

@@ -78,9 +78,9 @@ class GatedLLM:
         self.gate = threading.Event()
         self.gate.set()
 
-    def generate(self, prompt: str, *, max_new_tokens: int | None = None) -> Any:
+    def generate(self, prompt: str, *, max_new_tokens: int | None = None, on_text: Any = None) -> Any:
         assert self.gate.wait(60), "gate never opened"
-        return self.llm.generate(prompt, max_new_tokens=max_new_tokens)
+        return self.llm.generate(prompt, max_new_tokens=max_new_tokens, on_text=on_text)
 
 
 @pytest.fixture(scope="module")

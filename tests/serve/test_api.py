@@ -66,7 +66,17 @@ def test_answer_has_sources_without_paths(client, serve_project) -> None:
     response = client.post("/v1/answer", json={"question": QUESTION})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert set(body) == {"id", "answer", "sources", "prompt", "model", "index_version", "timings_ms", "tokens"}
+    assert set(body) == {
+        "id",
+        "answer",
+        "sources",
+        "prompt",
+        "model",
+        "index_version",
+        "timings_ms",
+        "tokens",
+        "guardrail",
+    }
     assert body["answer"]
     assert body["model"]["name"] == "tiny-random-llama"
     assert body["prompt"]["id"] == "rag-answer"

@@ -8,6 +8,7 @@ the evals and the service only see `LLM`.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,10 +35,16 @@ class ModelInfo:
     adapter: str | None
 
 
+#: receives generated text as it is produced (streaming); backends that cannot stream call it once
+OnText = Callable[[str], None]
+
+
 class LLM(Protocol):
     info: ModelInfo
 
-    def generate(self, prompt: str, *, max_new_tokens: int | None = None) -> Generation: ...
+    def generate(
+        self, prompt: str, *, max_new_tokens: int | None = None, on_text: OnText | None = None
+    ) -> Generation: ...
 
 
 def resolve_model_path(settings: ModelSettings, models_dir: Path) -> tuple[str, str | None]:
@@ -98,7 +105,7 @@ class LocalLLM:
         merged = PeftModel.from_pretrained(model, str(adapter_path)).merge_and_unload()
         return merged, str(adapter_path)
 
-    def generate(self, prompt: str, *, max_new_tokens: int | None = None) -> Generation:
+    def generate(self, prompt: str, *, max_new_tokens: int | None = None, on_text: OnText | None = None) -> Generation:
         import torch
 
         started = time.perf_counter()
@@ -111,6 +118,8 @@ class LocalLLM:
         if not greedy:
             torch.manual_seed(self.settings.seed)
             kwargs["temperature"] = self.settings.temperature
+        if on_text is not None:
+            kwargs["streamer"] = _relay(self.tokenizer, on_text)
         with torch.inference_mode():
             out = self.model.generate(
                 input_ids=ids.to(self.model.device),
@@ -139,7 +148,7 @@ class OpenAICompatibleLLM:
         )
         self.info = ModelInfo("openai", settings.name, settings.revision, None)
 
-    def generate(self, prompt: str, *, max_new_tokens: int | None = None) -> Generation:
+    def generate(self, prompt: str, *, max_new_tokens: int | None = None, on_text: OnText | None = None) -> Generation:
         import httpx
 
         started = time.perf_counter()
@@ -161,12 +170,26 @@ class OpenAICompatibleLLM:
                 where="setting 'model.openai_base_url' (env DOCS_ASSISTANT_MODEL__OPENAI_BASE_URL)",
             ) from None
         usage = data.get("usage") or {}
+        if on_text is not None:
+            on_text(text.strip())
         return Generation(
             text.strip(),
             int(usage.get("prompt_tokens", 0)),
             int(usage.get("completion_tokens", 0)),
             time.perf_counter() - started,
         )
+
+
+def _relay(tokenizer: Any, on_text: OnText) -> Any:
+    """A transformers streamer that hands each decoded piece (whole words where it can) to `on_text`."""
+    from transformers import TextStreamer
+
+    class Relay(TextStreamer):
+        def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+            if text:
+                on_text(text)
+
+    return Relay(tokenizer, skip_prompt=True, skip_special_tokens=True)
 
 
 def load_llm(settings: ModelSettings, models_dir: Path) -> LLM:

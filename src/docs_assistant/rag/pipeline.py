@@ -13,6 +13,8 @@ from typing import Any
 
 from docs_assistant.config import Settings
 from docs_assistant.errors import DocsAssistantError
+from docs_assistant.rag.guardrails import Guardrails
+from docs_assistant.rag.llm import OnText
 from docs_assistant.rag.prompts import Prompt, PromptRegistry
 from docs_assistant.rag.retriever import Chunk, Retriever
 
@@ -32,6 +34,8 @@ class Answer:
     index_version: int
     timings_ms: dict[str, float]
     tokens: dict[str, int] = field(default_factory=dict)
+    #: what the guardrails did: {"blocked": reason or None, "redactions": {kind: count}}
+    guardrail: dict[str, Any] = field(default_factory=lambda: {"blocked": None, "redactions": {}})
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,29 +73,69 @@ class RagPipeline:
 
             llm = load_llm(settings.model, settings.paths.models_dir)
         self.llm = llm
+        self.guardrails = Guardrails(settings.guardrails)
 
-    def answer(self, question: str) -> Answer:
+    def answer(
+        self,
+        question: str,
+        *,
+        max_new_tokens: int | None = None,
+        on_text: OnText | None = None,
+        answer_id: str | None = None,
+    ) -> Answer:
+        """Answer one question; with `on_text`, screened text is streamed to it as it is generated.
+
+        `answer_id` lets a caller that announces the answer before it exists (a stream) choose its id.
+        """
+        answer_id = answer_id or f"ans-{uuid.uuid4().hex}"
         text = check_question(question, self.settings.limits.max_question_chars)
         started = time.perf_counter()
+        blocked = self.guardrails.screen_question(text)
+        if blocked is not None:  # refused before any retrieval or generation
+            if on_text is not None:
+                on_text(self.guardrails.refusal)
+            timings = {"total_ms": (time.perf_counter() - started) * 1000}
+            verdict = {"blocked": blocked, "redactions": {}}
+            return self._answer(answer_id, text, self.guardrails.refusal, [], timings, verdict)
         chunks, timings = self.retriever.retrieve(text)
         t_render = time.perf_counter()
         prompt = self.prompt.render(context=format_context(chunks), question=text)
         t_generate = time.perf_counter()
-        generation = self.llm.generate(prompt)
+        if on_text is None:
+            generation = self.llm.generate(prompt, max_new_tokens=max_new_tokens)
+            reply, verdict = self.guardrails.screen_answer(generation.text)
+        else:
+            screen = self.guardrails.stream(on_text)
+            generation = self.llm.generate(prompt, max_new_tokens=max_new_tokens, on_text=screen.feed)
+            reply, verdict = screen.close()
         done = time.perf_counter()
         timings |= {
             "render_ms": (t_generate - t_render) * 1000,
             "generate_ms": (done - t_generate) * 1000,
             "total_ms": (done - started) * 1000,
         }
+        tokens = {"prompt": generation.prompt_tokens, "completion": generation.completion_tokens}
+        return self._answer(answer_id, text, reply, chunks, timings, verdict.as_dict(), tokens)
+
+    def _answer(
+        self,
+        answer_id: str,
+        question: str,
+        text: str,
+        chunks: list[Chunk],
+        timings: dict[str, float],
+        guardrail: dict[str, Any],
+        tokens: dict[str, int] | None = None,
+    ) -> Answer:
         return Answer(
-            id=f"ans-{uuid.uuid4().hex}",
-            question=text,
-            text=generation.text,
+            id=answer_id,
+            question=question,
+            text=text,
             sources=[c.as_dict() for c in chunks],
             prompt=self.prompt.ref,
             model=asdict(self.llm.info),
             index_version=self.retriever.version,
             timings_ms={k: round(v, 3) for k, v in timings.items()},
-            tokens={"prompt": generation.prompt_tokens, "completion": generation.completion_tokens},
+            tokens=tokens or {"prompt": 0, "completion": 0},
+            guardrail=guardrail,
         )

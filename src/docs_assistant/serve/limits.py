@@ -1,6 +1,6 @@
 """Admission control: a fixed pool of generation workers, a bounded queue, a deadline per request.
 
-Blocking generation never runs on the event loop. At most `max_concurrency` requests generate at once and
+Blocking generation never runs on the event loop (`serve.service` awaits the futures). At most `max_concurrency` requests generate at once and
 at most `max_queue` wait; the next one is refused at once (429) instead of piling up. A request past its
 deadline gets 504; if it was still queued it is dropped, if it was running its worker finishes first,
 and its slot stays taken until then, so the cap always counts real work.
@@ -8,7 +8,6 @@ and its slot stays taken until then, so the cap always counts real work.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -51,14 +50,6 @@ class Admission:
             raise
         future.add_done_callback(lambda _f: self._release())
         return future
-
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn(*args)` on a worker; raises OverloadedError at once, DeadlineExceededError after the timeout."""
-        future = self.submit(fn, *args)
-        try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), self.timeout_s)
-        except TimeoutError:
-            raise DeadlineExceededError from None
 
     def _release(self) -> None:
         with self._lock:

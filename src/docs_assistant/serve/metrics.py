@@ -35,6 +35,10 @@ class Metrics:
             f"{PREFIX}_startup_phase_seconds", "duration of each start-up phase", ["phase"], registry=r
         )
         self.ready = Gauge(f"{PREFIX}_ready", "1 once start-up finished and the warm-up generated", registry=r)
+        self.guardrail_blocked = Counter(
+            f"{PREFIX}_guardrail_blocked", "answers refused by a guardrail", ["reason"], registry=r
+        )
+        self.redactions = Counter(f"{PREFIX}_guardrail_redactions", "PII redacted from answers", ["kind"], registry=r)
         self.build = Info(f"{PREFIX}_build", "model and prompt this process serves", registry=r)
 
     @staticmethod

@@ -1,20 +1,25 @@
 """OpenAI chat-completions shapes around a RAG answer: the last user message is the question.
 
-Streaming sends the finished answer as `chat.completion.chunk` events (role, content pieces, finish,
-optional usage) then `data: [DONE]`; generation itself is not token-streamed yet.
+A stream sends `chat.completion.chunk` events as the model generates (role first, then content pieces
+already screened by the guardrails, then the finish reason and optional usage), then `data: [DONE]`.
+A guardrail block finishes with `content_filter`, as OpenAI's API does. A failure after the stream has
+started cannot change the status code any more, so it is sent as an `error` event, which the official
+client raises as `APIError`.
 """
 
 from __future__ import annotations
 
 import json
-import re
+import logging
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from docs_assistant.errors import DocsAssistantError
+from docs_assistant.serve.limits import DeadlineExceededError
 from docs_assistant.serve.schemas import ChatRequest
 
-_PIECES = re.compile(r"\S+\s*|\s+")
+log = logging.getLogger("docs_assistant.serve")
 
 
 def question_of(request: ChatRequest) -> str | None:
@@ -27,30 +32,44 @@ def _usage(answer: Any) -> dict[str, int]:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
+def _finish_reason(answer: Any) -> str:
+    return "content_filter" if answer.guardrail["blocked"] else "stop"
+
+
 def completion(answer: Any, model: str) -> dict[str, Any]:
+    message = {"role": "assistant", "content": answer.text}
     return {
         "id": f"chatcmpl-{answer.id}",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.text}, "finish_reason": "stop"}],
+        "choices": [{"index": 0, "message": message, "finish_reason": _finish_reason(answer)}],
         "usage": _usage(answer),
     }
 
 
-def chunks(answer: Any, model: str, *, include_usage: bool) -> Iterator[str]:
-    """The answer as server-sent events."""
-    base = {"id": f"chatcmpl-{answer.id}", "object": "chat.completion.chunk", "created": int(time.time())}
+async def sse(stream: Any, model: str, *, include_usage: bool, timeout: Callable[[], Exception]) -> AsyncIterator[str]:
+    """Server-sent events for an admitted `AnswerStream`."""
+    base = {"id": f"chatcmpl-{stream.answer_id}", "object": "chat.completion.chunk", "created": int(time.time())}
     base["model"] = model
 
-    def event(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
-        body = base | {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]} | extra
+    def event(body: dict[str, Any]) -> str:
         return f"data: {json.dumps(body)}\n\n"
 
-    yield event({"role": "assistant", "content": ""})
-    for piece in _PIECES.findall(answer.text):
-        yield event({"content": piece})
-    yield event({}, "stop")
-    if include_usage:
-        yield f"data: {json.dumps(base | {'choices': [], 'usage': _usage(answer)})}\n\n"
+    def delta(content: dict[str, Any], finish: str | None = None) -> str:
+        return event(base | {"choices": [{"index": 0, "delta": content, "finish_reason": finish}]})
+
+    yield delta({"role": "assistant", "content": ""})
+    try:
+        async for piece in stream:
+            yield delta({"content": piece})
+    except DeadlineExceededError:
+        yield event({"error": {"message": str(timeout().detail), "type": "timeout", "code": 504}})
+    except DocsAssistantError as exc:
+        log.error("stream failed", extra={"error": str(exc)})
+        yield event({"error": {"message": exc.message, "type": "server_error", "code": 500}})
+    else:
+        yield delta({}, _finish_reason(stream.answer))
+        if include_usage:
+            yield event(base | {"choices": [], "usage": _usage(stream.answer)})
     yield "data: [DONE]\n\n"

@@ -26,6 +26,11 @@ class Source(BaseModel):
     score: float
 
 
+class Guardrail(BaseModel):
+    blocked: str | None = Field(description="why the answer was refused, e.g. 'input:prompt_injection'")
+    redactions: dict[str, int] = Field(description="PII redacted from the answer, by kind")
+
+
 class AnswerResponse(BaseModel):
     id: str
     answer: str
@@ -35,6 +40,7 @@ class AnswerResponse(BaseModel):
     index_version: int
     timings_ms: dict[str, float]
     tokens: dict[str, int]
+    guardrail: Guardrail
 
 
 class FeedbackRequest(_Request):

@@ -117,31 +117,4 @@ def _heavy_imports() -> None:
 def _pipeline(settings: Settings, embedder: Any, llm: Any) -> Any:
     from docs_assistant.rag.pipeline import RagPipeline
 
-    return RagPipeline(settings, embedder=embedder, llm=_TokenCap(llm))
-
-
-class _TokenCap:
-    """Wraps the LLM so one request can ask for fewer new tokens than the configured maximum.
-
-    `RagPipeline.answer` calls `generate(prompt)`; the cap travels in a thread-local, set by the worker
-    thread that runs the request (see `limits.Admission`).
-    """
-
-    local = threading.local()
-
-    def __init__(self, llm: Any):
-        self.llm = llm
-        self.info = llm.info
-
-    def generate(self, prompt: str, *, max_new_tokens: int | None = None) -> Any:
-        cap = getattr(self.local, "max_new_tokens", None)
-        return self.llm.generate(prompt, max_new_tokens=max_new_tokens or cap)
-
-
-def answer_with_cap(pipeline: Any, question: str, max_new_tokens: int | None) -> Any:
-    """Run in a worker thread: the answer, with at most `max_new_tokens` generated when given."""
-    _TokenCap.local.max_new_tokens = max_new_tokens
-    try:
-        return pipeline.answer(question)
-    finally:
-        _TokenCap.local.max_new_tokens = None
+    return RagPipeline(settings, embedder=embedder, llm=llm)

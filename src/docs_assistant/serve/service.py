@@ -1,0 +1,216 @@
+"""What the routes share: settings, start-up, admission control, metrics, guardrail counts, feedback store.
+
+An answer runs on a generation worker (see `limits.Admission`); a streamed one hands its screened text
+pieces back to the event loop through an asyncio queue as the model produces them. Refusals (429, 503,
+504, 422) are raised as `RefusedError` before any response starts, so a client never sees half a stream
+for a request that was not admitted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import PurePosixPath, PureWindowsPath
+from typing import Any
+
+from docs_assistant.config import Settings
+from docs_assistant.serve.limits import Admission, DeadlineExceededError, OverloadedError, RecentIds
+from docs_assistant.serve.metrics import Metrics
+from docs_assistant.serve.schemas import FeedbackRequest
+from docs_assistant.serve.startup import Startup
+
+_DONE = object()
+
+
+class RefusedError(Exception):
+    def __init__(self, status: int, detail: Any, retry_after: int | None = None):
+        self.status, self.detail, self.retry_after = status, detail, retry_after
+
+
+def invalid(field: str, message: str) -> RefusedError:
+    return RefusedError(422, [{"loc": ["body", field], "msg": message, "type": "value_error"}])
+
+
+def _is_path(value: str) -> bool:
+    return PurePosixPath(value).is_absolute() or PureWindowsPath(value).is_absolute() or value.startswith("~")
+
+
+def public_name(value: str | None) -> str | None:
+    """A model or adapter as clients may see it: a local directory is reduced to its last component."""
+    if value is None or not _is_path(value):
+        return value
+    return PurePosixPath(value.replace("\\", "/")).name
+
+
+def public_sources(sources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Sources name documents, never where the server keeps files: absolute paths are blanked."""
+    out = []
+    for s in sources:
+        src = str(s.get("source", ""))
+        out.append(s | {"source": "" if _is_path(src) or ".." in src.split("/") else src})
+    return out
+
+
+class AnswerStream:
+    """The screened text pieces of one answer as they are generated; `answer` is set once they end."""
+
+    def __init__(self, service: Service, queue: asyncio.Queue[Any], future: Any, answer_id: str):
+        self._service = service
+        self._queue = queue
+        self._future = future
+        self.answer_id = answer_id
+        self.answer: Any = None
+
+    async def __aiter__(self) -> AsyncIterator[str]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._service.settings.serve.request_timeout_s
+        while True:
+            try:
+                item = await asyncio.wait_for(self._queue.get(), max(deadline - loop.time(), 0))
+            except TimeoutError:
+                raise DeadlineExceededError from None
+            if item is _DONE:
+                break
+            yield item
+        self.answer = self._future.result()  # the worker's exception, if it failed
+        self._service.record(self.answer)
+
+
+class Service:
+    def __init__(self, settings: Settings, embedder: Any, llm: Any):
+        s = settings.serve
+        self.settings = settings
+        self.metrics = Metrics()
+        self.startup = Startup(settings, embedder=embedder, llm=llm, on_phase=self._phase_done)
+        self.admission = Admission(s.max_concurrency, s.max_queue, s.request_timeout_s)
+        self.answer_ids = RecentIds(s.answer_ids_kept)
+        self.draining = threading.Event()
+        self._feedback_lock = threading.Lock()
+        self._feedback_table: Any = None
+
+    @property
+    def model_name(self) -> str:
+        return public_name(self.settings.model.name) or ""
+
+    def readiness(self) -> dict[str, Any]:
+        state = self.startup.status()
+        if self.draining.is_set():
+            state |= {"ready": False, "phase": "draining"}
+        return state
+
+    def _phase_done(self, phase: str, seconds: float) -> None:
+        self.metrics.startup_phase.labels(phase).set(seconds)
+        if phase == "model":
+            info = self.startup.model_info
+            prompt = self.startup.prompt
+            self.metrics.build.info(
+                {
+                    "model": public_name(info.name) or "",
+                    "revision": info.revision or "",
+                    "adapter": public_name(info.adapter) or "",
+                    "backend": info.backend,
+                    "prompt_id": prompt.id,
+                    "prompt_version": prompt.version,
+                    "prompt_hash": prompt.hash,
+                }
+            )
+        elif phase == "warmup":
+            self.metrics.ready.set(1)
+
+    def _pipeline(self) -> Any:
+        retry = self.settings.serve.retry_after_s
+        if self.draining.is_set():
+            raise RefusedError(503, {"detail": "shutting down", **self.readiness()}, retry_after=retry)
+        if self.startup.ready:
+            return self.startup.pipeline
+        raise RefusedError(503, {"detail": "not ready", **self.startup.status()}, retry_after=retry)
+
+    def _checked(self, question: str) -> str:
+        text = question.strip()
+        limit = self.settings.limits.max_question_chars
+        if not text:
+            raise invalid("question", "must not be empty")
+        if len(text) > limit:
+            raise invalid("question", f"too long: {len(text)} characters, the limit is {limit}")
+        return text
+
+    def _cap(self, max_new_tokens: int | None) -> int | None:
+        return None if max_new_tokens is None else min(max_new_tokens, self.settings.model.max_new_tokens)
+
+    def _submit(self, fn: Any) -> Any:
+        try:
+            return self.admission.submit(fn)
+        except OverloadedError:
+            raise RefusedError(429, "too many requests; retry later", self.settings.serve.retry_after_s) from None
+
+    def timeout(self) -> RefusedError:
+        return RefusedError(504, f"no answer within {self.settings.serve.request_timeout_s} s")
+
+    async def answer(self, question: str, max_new_tokens: int | None = None) -> Any:
+        pipeline = self._pipeline()
+        run = functools.partial(pipeline.answer, self._checked(question), max_new_tokens=self._cap(max_new_tokens))
+        future = self._submit(run)
+        try:
+            answer = await asyncio.wait_for(asyncio.wrap_future(future), self.admission.timeout_s)
+        except TimeoutError:
+            raise self.timeout() from None
+        self.record(answer)
+        return answer
+
+    def stream(self, question: str, max_new_tokens: int | None = None) -> AnswerStream:
+        """Admit a streamed answer now (or refuse it now); its pieces arrive by iterating the result."""
+        pipeline = self._pipeline()
+        text = self._checked(question)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        answer_id = f"ans-{uuid.uuid4().hex}"
+
+        def on_text(piece: str) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, piece)
+
+        run = functools.partial(
+            pipeline.answer, text, max_new_tokens=self._cap(max_new_tokens), on_text=on_text, answer_id=answer_id
+        )
+        future = self._submit(run)
+        # queued after every piece the worker sent, since both go through call_soon_threadsafe in order
+        future.add_done_callback(lambda _f: loop.call_soon_threadsafe(queue.put_nowait, _DONE))
+        return AnswerStream(self, queue, future, answer_id)
+
+    def record(self, answer: Any) -> None:
+        self.answer_ids.add(answer.id)
+        self.metrics.generated_tokens.inc(answer.tokens.get("completion", 0))
+        retrieval_ms = answer.timings_ms.get("embed_ms", 0.0) + answer.timings_ms.get("search_ms", 0.0)
+        self.metrics.retrieval.observe(retrieval_ms / 1000)
+        guardrail = answer.guardrail
+        if guardrail["blocked"]:
+            self.metrics.guardrail_blocked.labels(guardrail["blocked"]).inc()
+        for kind, count in guardrail["redactions"].items():
+            self.metrics.redactions.labels(kind).inc(count)
+
+    def append_feedback(self, body: FeedbackRequest) -> str:
+        import pyarrow as pa
+
+        from docs_assistant.data.store import FEEDBACK, SCHEMAS, FeatureStore
+        from docs_assistant.io import sha256_text
+
+        feedback_id = f"fb-{uuid.uuid4().hex}"
+        correction = body.correction or ""
+        row = {
+            "id": feedback_id,
+            "answer_id": body.answer_id,
+            "rating": body.rating,
+            "correction": body.correction,
+            "created_at": datetime.now(UTC),
+            "content_hash": sha256_text(body.answer_id, str(body.rating), correction),
+        }
+        with self._feedback_lock:
+            if self._feedback_table is None:
+                store = FeatureStore(self.settings.paths.store_uri)
+                store.ensure_table(FEEDBACK, SCHEMAS[FEEDBACK])
+                self._feedback_table = store.open(FEEDBACK)
+            self._feedback_table.add(pa.Table.from_pylist([row], schema=SCHEMAS[FEEDBACK]))
+        return feedback_id

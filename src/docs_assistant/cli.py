@@ -166,24 +166,19 @@ def serve(
     host: Annotated[str | None, typer.Option(help="bind address (default: setting serve.host)")] = None,
     port: Annotated[int | None, typer.Option(help="port (default: setting serve.port)")] = None,
 ) -> None:
-    """Run the model service (probes, metrics, /v1 API) with uvicorn."""
-    import uvicorn
-
+    """Run the model service (probes, metrics, /v1 API) with uvicorn; SIGTERM drains it."""
     from docs_assistant.serve.app import create_app
     from docs_assistant.serve.logs import configure_logging
+    from docs_assistant.serve.server import serve as run_server
 
     settings = _settings()
     configure_logging()
     application = create_app(settings)
-    uvicorn.run(
+    run_server(
         application,
+        settings,
         host=host or settings.serve.host,
         port=settings.serve.port if port is None else port,
-        loop="auto",
-        http="auto",
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=int(settings.serve.graceful_shutdown_s),
     )
 
 

@@ -47,7 +47,8 @@ def wait_ready(url: str) -> list[int]:
     """Poll /readyz until 200 (bounded); returns every status seen."""
     seen: list[int] = []
     deadline = time.monotonic() + READY_WITHIN_S
-    with httpx.Client(base_url=url, timeout=10) as client:
+    # a generous read timeout: importing torch's shared libraries holds the GIL, on a loaded machine for seconds
+    with httpx.Client(base_url=url, timeout=60) as client:
         while time.monotonic() < deadline:
             response = client.get("/readyz")
             seen.append(response.status_code)

@@ -17,11 +17,16 @@ from docs_assistant.serve.auth import check_keys_configured
 from docs_assistant.serve.middleware import Observe, RequireApiKey
 from docs_assistant.serve.openai_compat import completion, question_of, sse
 from docs_assistant.serve.schemas import (
+    GENERATION_REFUSALS,
+    REFUSALS,
     AnswerRequest,
     AnswerResponse,
+    ChatCompletion,
     ChatRequest,
     FeedbackRequest,
     FeedbackResponse,
+    Readiness,
+    error_response,
 )
 from docs_assistant.serve.service import RefusedError, Service, invalid, public_name, public_sources
 
@@ -65,16 +70,16 @@ def create_app(settings: Settings, *, embedder: Any = None, llm: Any = None) -> 
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz")
+    @app.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness, "description": "not ready"}})
     async def readyz() -> JSONResponse:
         state = service.readiness()
         return JSONResponse(state, status_code=200 if state["ready"] else 503)
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
     async def metrics() -> Response:
         return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/v1/answer")
+    @app.post("/v1/answer", responses=GENERATION_REFUSALS)
     async def answer(body: AnswerRequest) -> AnswerResponse:
         result = await service.answer(body.question)
         data = result.as_dict()
@@ -84,7 +89,11 @@ def create_app(settings: Settings, *, embedder: Any = None, llm: Any = None) -> 
         data["model"] |= {"name": public_name(data["model"]["name"]), "adapter": public_name(data["model"]["adapter"])}
         return AnswerResponse.model_validate(data)
 
-    @app.post("/v1/chat/completions", response_model=None)
+    @app.post(
+        "/v1/chat/completions",
+        response_model=ChatCompletion,
+        responses={200: {"content": {"text/event-stream": {}}}} | GENERATION_REFUSALS,
+    )
     async def chat_completions(body: ChatRequest) -> JSONResponse | StreamingResponse:
         question = question_of(body)
         if question is None:
@@ -98,7 +107,9 @@ def create_app(settings: Settings, *, embedder: Any = None, llm: Any = None) -> 
         result = await service.answer(question, max_tokens)
         return JSONResponse(completion(result, service.model_name))
 
-    @app.post("/v1/feedback", status_code=201)
+    @app.post(
+        "/v1/feedback", status_code=201, responses=REFUSALS | {404: error_response("answer id not served recently")}
+    )
     async def feedback(body: FeedbackRequest) -> FeedbackResponse:
         import anyio
 

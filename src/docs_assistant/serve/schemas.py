@@ -89,3 +89,52 @@ class ChatRequest(_Request):
     seed: int | None = None
     stop: str | list[str] | None = None
     user: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every refusal: `detail` is a sentence, or for 422 a list naming each bad field."""
+
+    model_config = ConfigDict(extra="allow")
+    detail: str | list[dict[str, Any]]
+
+
+class Readiness(BaseModel):
+    ready: bool
+    phase: str = Field(description="the start-up phase in progress, 'ready', or 'draining' once stopping")
+    phases: dict[str, float] = Field(description="finished start-up phases and their durations in ms")
+    error: str | None = None
+
+
+class ChatChoice(BaseModel):
+    index: int
+    message: dict[str, Any]
+    finish_reason: Literal["stop", "length", "content_filter"]
+
+
+class ChatCompletion(BaseModel):
+    """The non-streamed response; with `stream: true` the same content arrives as `text/event-stream`."""
+
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: dict[str, int]
+
+
+def error_response(description: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": description}
+
+
+#: the statuses each kind of route may answer besides success, for the OpenAPI document
+REFUSALS: dict[int | str, dict[str, Any]] = {
+    400: error_response("a body that cannot be decoded at all (not UTF-8)"),
+    401: error_response("missing or invalid API key (when keys are configured)"),
+    413: {"description": "request body over `serve.max_body_bytes` (refused unread)", "content": {"text/plain": {}}},
+    422: error_response("malformed JSON, a wrong type, a missing or unknown field, an empty or too long question"),
+}
+GENERATION_REFUSALS: dict[int | str, dict[str, Any]] = REFUSALS | {
+    429: error_response("every worker busy and the queue full; see Retry-After"),
+    503: error_response("not ready yet, or draining before a stop; see Retry-After"),
+    504: error_response("no answer within `serve.request_timeout_s`"),
+}

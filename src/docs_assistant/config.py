@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -137,19 +137,25 @@ class GuardrailSettings(_Section):
         default="I can't help with that request.", min_length=1, description="what a blocked request gets"
     )
 
-    @model_validator(mode="after")
-    def _patterns_compile_and_phrases_fit(self) -> GuardrailSettings:
+    @field_validator("extra_injection_patterns")
+    @classmethod
+    def _patterns_compile(cls, patterns: list[str]) -> list[str]:
         import re
 
-        for pattern in self.extra_injection_patterns:
+        for pattern in patterns:
             try:
                 re.compile(pattern)
             except re.error as exc:
                 raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
-        for phrase in self.deny_list:
+        return patterns
+
+    @field_validator("deny_list")
+    @classmethod
+    def _phrases_fit(cls, phrases: list[str]) -> list[str]:
+        for phrase in phrases:
             if not phrase.strip() or len(phrase) > MAX_DENY_PHRASE_CHARS:
-                raise ValueError(f"deny-list phrase {phrase!r} must be 1..{MAX_DENY_PHRASE_CHARS} characters")
-        return self
+                raise ValueError(f"phrase {phrase!r} must be 1..{MAX_DENY_PHRASE_CHARS} characters")
+        return phrases
 
 
 class LimitSettings(_Section):

@@ -36,7 +36,9 @@ NAMES = (
     ("DOCS_ASSISTANT", "{{ cookiecutter.package_name.upper() }}"),
 )
 DESCRIPTION = re.compile(r'^description = ".*"$', re.MULTILINE)
-JINJA_MARKS = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}")
+# a mark with the braces around it: `{"a": {}}` ends in `{}}`, and escaping only its `}}` would leave a `{`
+# right before the inserted `{{`, which Jinja then reads as `{{{`
+JINJA_MARKS = re.compile(r"(?:[{}]*(?:\{\{|\}\}|\{%|%\}|\{#|#\})[{}]*)+")
 LOCAL_WORKFLOW = re.compile(r"uses:\s*\./\.github/workflows/([\w.-]+\.ya?ml)")
 PYTHON_VERSION = re.compile(r'(python-version:\s*(?:default:\s*)?)["\']?3\.11["\']?')
 

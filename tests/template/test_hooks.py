@@ -20,7 +20,7 @@ def pre_gen():
 def test_existing_jinja_and_github_expressions_are_escaped(pre_prompt) -> None:
     from jinja2 import Environment
 
-    text = "run: echo ${{ github.sha }} {% raw %} {# c #} }}"
+    text = 'run: echo ${{ github.sha }} {% raw %} {# c #} }} x = {"a": {}} {{{ y }}} f"{{{z}}}"'
     escaped = pre_prompt.escape_jinja(text)
     assert Environment().from_string(escaped).render() == text
 

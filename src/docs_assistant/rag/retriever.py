@@ -53,9 +53,9 @@ class Retriever:
     @property
     def embedder(self) -> Any:
         if self._embedder is None:
-            from docs_assistant.rag.embeddings import load_embedder
+            from docs_assistant.rag.embeddings import load_query_embedder
 
-            self._embedder = load_embedder(self._embedding_settings)
+            self._embedder = load_query_embedder(self._embedding_settings)
         return self._embedder
 
     @property

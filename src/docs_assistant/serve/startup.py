@@ -96,12 +96,12 @@ class Startup:
         return PromptRegistry.load(s.paths.prompts_dir).get(s.prompt.id, s.prompt.version)
 
     def _load_models(self) -> tuple[Any, Any]:
-        from docs_assistant.rag.embeddings import load_embedder
+        from docs_assistant.rag.embeddings import load_query_embedder
         from docs_assistant.rag.llm import load_llm
 
         s = self.settings
         llm = self._llm or load_llm(s.model, s.paths.models_dir)
-        embedder = self._embedder or load_embedder(s.embedding)
+        embedder = self._embedder or load_query_embedder(s.embedding)
         self.model_info = llm.info
         return llm, embedder
 

@@ -180,6 +180,12 @@ class ServeSettings(_Section):
     retry_after_s: int = Field(default=1, ge=1, description="the Retry-After sent with 429 and 503")
     answer_ids_kept: int = Field(default=10_000, ge=1, description="recent answer ids that feedback may cite")
     graceful_shutdown_s: float = Field(default=10.0, gt=0, description="in-flight requests get this long on stop")
+    torch_threads: int = Field(
+        default=0,
+        ge=0,
+        le=1024,
+        description="intra-op threads for generation; 0: the CPUs this process may use divided by max_concurrency",
+    )
 
 
 class Settings(BaseSettings):

@@ -1,13 +1,15 @@
 """Start-up in measured phases, in a background thread, so liveness answers while the model loads.
 
-Phases, in order: `imports` (torch, transformers, LanceDB), `prompts` (cheap, fails fast), `model` (the
-LLM and the embedder), `index` (the vector table, via the pipeline), `warmup` (one real answer). Ready
-means every phase finished; a failure records the phase and the error's text and stays failed.
+Phases, in order: `imports` (torch, transformers, sentence-transformers, LanceDB; sets torch's thread
+count), `prompts` (cheap, fails fast), `model` (the LLM and the embedder), `index` (the vector table, via
+the pipeline), `warmup` (one real answer). Ready means every phase finished; a failure records the phase
+and the error's text and stays failed.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -74,7 +76,7 @@ class Startup:
 
     def _run(self) -> None:
         try:
-            self._timed("imports", _heavy_imports)
+            self._timed("imports", lambda: _heavy_imports(self.settings))
             self.prompt = self._timed("prompts", self._load_prompt)
             llm, embedder = self._timed("model", self._load_models)
             pipeline = self._timed("index", lambda: _pipeline(self.settings, embedder, llm))
@@ -106,12 +108,27 @@ class Startup:
         return llm, embedder
 
 
-def _heavy_imports() -> None:
+def _heavy_imports(settings: Settings) -> None:
     import lancedb  # noqa: F401
-    import torch  # noqa: F401
+    import sentence_transformers  # noqa: F401 - the embedder's library, else counted as "model"
+    import torch
     import transformers  # noqa: F401
 
     import docs_assistant.rag.pipeline  # noqa: F401
+
+    torch.set_num_threads(generation_threads(settings.serve.torch_threads, settings.serve.max_concurrency))
+
+
+def generation_threads(configured: int, max_concurrency: int) -> int:
+    """Threads per generation so that concurrent generations never oversubscribe the CPUs.
+
+    torch defaults to one intra-op thread per core for *each* generating thread; with `max_concurrency`
+    of them and spin-waiting OpenMP threads, a busy machine made answers several times slower.
+    """
+    if configured:
+        return configured
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cpus // max_concurrency)
 
 
 def _pipeline(settings: Settings, embedder: Any, llm: Any) -> Any:

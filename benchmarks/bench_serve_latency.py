@@ -48,6 +48,12 @@ def run(repeat: int = DEFAULT_REPEAT) -> BenchResult:
         prepare_s = time.perf_counter() - t0
         questions = [q.question for q in load_corpus(settings.paths.data_dir).qa_split("eval")]
         pipeline = RagPipeline(settings, embedder=embedder)
+        # the same torch thread count as the service sets for itself, else the peer measures a different machine
+        import torch
+
+        from docs_assistant.serve.startup import generation_threads
+
+        torch.set_num_threads(generation_threads(settings.serve.torch_threads, settings.serve.max_concurrency))
 
         with serve(root, process_env(ANSWER_SETTINGS), name="latency") as server, client(server.url) as http:
 

@@ -79,17 +79,35 @@ def ingest() -> None:
         console.print(f"{name}: version {change['version']}, {change['rows']} rows ({state})")
 
 
+def _with_thresholds(settings: Settings, raw: str) -> Settings:
+    """`--thresholds` on top of every other source (the reusable workflow's `thresholds` input)."""
+    from docs_assistant.errors import ConfigError
+
+    try:
+        override = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"not JSON: {exc.msg} at column {exc.colno}", where="--thresholds") from None
+    if not isinstance(override, dict):
+        raise ConfigError('must be a JSON object such as {"max_invalid_share": 0.02}', where="--thresholds")
+    return load_settings(validation=settings.validation.model_dump() | override)
+
+
 @app.command()
 @friendly_errors
 def validate(
     data_dir: Annotated[
         Path | None, typer.Option(help="the data directory (default: setting paths.data_dir)", show_default=False)
     ] = None,
+    thresholds: Annotated[
+        str | None, typer.Option(help='JSON object overriding validation settings, e.g. {"max_invalid_share": 0.02}')
+    ] = None,
 ) -> None:
     """Clean and validate data/, quarantine invalid rows, and ingest the valid ones if the gate passes."""
     from docs_assistant.data.validate import run_validation, summary_of
 
     settings = _settings()
+    if thresholds:
+        settings = _with_thresholds(settings, thresholds)
     result = run_validation(settings, data_dir)
     summary = summary_of(result)
     total = summary["counts"]["total"]

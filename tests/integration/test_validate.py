@@ -316,3 +316,16 @@ def test_cleaning_happens_before_validation_and_is_what_gets_ingested(validated)
     assert "remove me" not in page["text"]
     assert "Edit this page" not in page["text"]
     assert "\n\n\n" not in page["text"]
+
+
+def test_thresholds_option_overrides_settings_and_bad_json_is_named(validated) -> None:
+    project = validated
+    truncated_jsonl(project)
+    assert cli(project).exit_code == GATE_FAILED
+    assert cli(project, "--thresholds", '{"max_invalid_share": 0.5}').exit_code == 0
+    bad = cli(project, "--thresholds", '{"max_invalid_share": 0.5')
+    assert bad.exit_code == 2
+    assert "--thresholds: not JSON" in bad.output
+    unknown = cli(project, "--thresholds", '{"max_invalid_shares": 0.5}')
+    assert unknown.exit_code == 2
+    assert "validation.max_invalid_shares" in unknown.output

@@ -285,7 +285,9 @@ def feedback_schema() -> pa.DataFrameSchema:
     return FeedbackModel.to_schema()
 
 
-def embedding_schema(vs: ValidationSettings, doc_ids: Collection[str], dimension: int | None) -> pa.DataFrameSchema:
+def embedding_schema(
+    vs: ValidationSettings, doc_ids: Collection[str], dimension: int | None, *, unit_norm: bool = True
+) -> pa.DataFrameSchema:
     """`dimension` None: the most common length among the rows is taken as the intended one."""
     schema = _with(EmbeddingModel.to_schema(), "doc_id", _member(doc_ids, "doc_exists"))
     tol = vs.embedding_norm_tolerance
@@ -296,17 +298,15 @@ def embedding_schema(vs: ValidationSettings, doc_ids: Collection[str], dimension
         want = dimension if dimension is not None else (int(valid.mode().iloc[0]) if len(valid) else 0)
         return (lengths == -1) | (lengths == want)
 
-    def unit_norm(value: Any) -> bool:
+    def is_unit(value: Any) -> bool:
         if not _numeric(value) or not all(math.isfinite(float(x)) for x in value):
             return True
         return abs(float(np.linalg.norm(np.asarray(value, dtype=np.float64))) - 1.0) <= tol
 
-    return _with(
-        schema,
-        "vector",
-        pa.Check(right_dimension, name="vector_dimension"),
-        pa.Check(unit_norm, element_wise=True, name="vector_unit_norm"),
-    )
+    checks = [pa.Check(right_dimension, name="vector_dimension")]
+    if unit_norm:
+        checks.append(pa.Check(is_unit, element_wise=True, name="vector_unit_norm"))
+    return _with(schema, "vector", *checks)
 
 
 def chunk_schema(doc_ids: Collection[str]) -> pa.DataFrameSchema:

@@ -19,6 +19,22 @@ from docs_assistant.data.clean import clean_body, normalize_field
 from docs_assistant.errors import DataError, InvalidDataError
 from docs_assistant.io import sha256_text
 
+#: libyaml's safe loader where PyYAML was built with it: the same documents, ~10x faster on 100,000 pages
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+#: `key: value` where YAML would read the value as a plain string: no YAML parser needed for it
+_PLAIN_LINE = re.compile(r"^([a-z_]+): ([A-Za-z][^:#'\"\[\]{}&*!|>%@`]*)$")
+_NOT_STRINGS = frozenset({"yes", "no", "true", "false", "on", "off", "null", "y", "n"})
+
+
+def load_front_matter(header: str) -> Any:
+    """The front matter as YAML reads it; the common all-plain-strings case without a YAML parser."""
+    meta: dict[str, str] = {}
+    for row in header.split("\n"):
+        m = _PLAIN_LINE.match(row)
+        if not m or m.group(1) in meta or m.group(2).strip().lower() in _NOT_STRINGS:
+            return yaml.load(header, Loader=SAFE_LOADER)  # noqa: S506 - a safe loader
+        meta[m.group(1)] = m.group(2).strip()
+    return meta
 DOC_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$")
 FRONT_MATTER_KEYS = ("id", "title", "source")
 OPTIONAL_FRONT_MATTER_KEYS = ("updated",)  # a date; the validate stage flags stale pages by it
@@ -118,7 +134,7 @@ def parse_document(path: Path, root: Path | None = None, boilerplate: tuple[str,
         raise DataError("front matter is not closed by a '---' line", file=shown, line=1)
     header, body = text[4:end], text[end + 5 :]
     try:
-        meta = yaml.safe_load(header)
+        meta = load_front_matter(header)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark is not None else 1

@@ -16,6 +16,7 @@ import yaml
 
 from docs_assistant.config import ValidationSettings
 from docs_assistant.data.clean import clean_body, normalize_field
+from docs_assistant.data.corpus import load_front_matter
 
 RAW_LIMIT = 65_536  # characters of the original row kept in the quarantine table
 FRONT_MATTER = ("id", "title", "source")
@@ -71,7 +72,7 @@ def _front_matter(text: str) -> tuple[dict[str, Any], str, dict[str, int]] | tup
         return None, "front matter is not closed by a '---' line", "front_matter"
     header, body = text[4:end], text[end + 5 :]
     try:
-        meta = yaml.safe_load(header)
+        meta = load_front_matter(header)
     except yaml.YAMLError as exc:
         return None, f"malformed front matter: {getattr(exc, 'problem', None) or exc}", "front_matter"
     if not isinstance(meta, dict):

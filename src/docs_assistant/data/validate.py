@@ -87,6 +87,7 @@ class ValidationResult:
     checks: dict[str, CheckResult]
     fatal: list[Failure]
     thresholds: dict[str, Any]
+    contracts: dict[str, list[str]] = field(default_factory=dict)
     ingested: bool = False
     table_versions: dict[str, int] = field(default_factory=dict)
     quarantine_version: int | None = None
@@ -151,6 +152,7 @@ class _Checks:
 
     def __init__(self) -> None:
         self.results: dict[str, CheckResult] = {}
+        self.contracts: dict[str, list[str]] = {}
 
     def result(self, name: str, kind: str, quarantines: bool, rows: int, max_share: float | None) -> CheckResult:
         key = f"{kind}.{name}"
@@ -187,13 +189,12 @@ def _schema_failures(
     checks: _Checks, kind: str, schema: Any, frame: pd.DataFrame, records: list[Record], context: dict[str, Any]
 ) -> set[int]:
     """Run a pandera schema; one failure per (row, check, field), each with file, line and a plain message."""
+    checks.contracts[kind] = contract_checks(schema)
     if frame.empty:
-        checks.result("schema", kind, True, len(records), None)
         return set()
     cases = schemas.schema_failures(schema, frame)
     seen: set[tuple[int, str, str]] = set()
     bad: set[int] = set()
-    checks.result("schema", kind, True, len(records), None)
     for case in cases.itertuples(index=False):
         if case.index is None or pd.isna(case.index):
             raise DataError(f"schema error without a row: {case.check} on {case.column}", file=kind)
@@ -211,6 +212,15 @@ def _schema_failures(
         message = schemas.MESSAGES.get(name, name) + _detail(name, value, frame, pos, records, context)
         checks.add(Failure(kind, name, record.file, record.line_of(column), column, message, pos), len(records))
     return bad
+
+
+def contract_checks(schema: Any) -> list[str]:
+    """The names of every check a pandera schema runs (nullability included), for the report."""
+    names = ["not_nullable"]
+    for column in schema.columns.values():
+        names += [c.name for c in column.checks if c.name]
+    names += [c.name for c in schema.checks if c.name]
+    return sorted(set(names))
 
 
 def _detail(name: str, value: Any, frame: pd.DataFrame, pos: int, records: list[Record], ctx: dict[str, Any]) -> str:
@@ -335,6 +345,7 @@ def validate(settings: Settings, data_dir: Path | None = None) -> ValidationResu
         data_dir=str(data_dir),
         records={"documents": docs.records, "qa": qa.records, "feedback": feedback.records, "embeddings": embeddings.records},
         checks=checks.results,
+        contracts=checks.contracts,
         fatal=fatal,
         thresholds=vs.model_dump(),
     )
@@ -475,6 +486,7 @@ def summary_of(result: ValidationResult) -> dict[str, Any]:
         "invalid_share": round(result.invalid_share, 6),
         "max_invalid_share": result.thresholds["max_invalid_share"],
         "fatal": [f.as_dict() for f in result.fatal],
+        "contracts": result.contracts,
         "checks": checks,
         "table_versions": result.table_versions,
         "quarantine_version": result.quarantine_version,
@@ -500,6 +512,9 @@ def write_validation_report(settings: Settings, result: ValidationResult) -> Pat
     lines += ["", f"Invalid share {summary['invalid_share']:.2%} (limit {summary['max_invalid_share']:.2%}).", ""]
     for f in summary["fatal"]:
         lines.append(f"- **{_where(f)}**: {f['message']}")
+    for kind, names in summary["contracts"].items():
+        lines.append(f"- pandera contract `{kind}`: {', '.join(names)}")
+    lines += ["", "Checks that failed rows, and every quality check:", ""]
     lines.append(
         markdown_table(
             ["check", "quarantines", "failed rows", "share", "limit", "result"],

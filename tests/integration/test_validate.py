@@ -329,3 +329,22 @@ def test_thresholds_option_overrides_settings_and_bad_json_is_named(validated) -
     unknown = cli(project, "--thresholds", '{"max_invalid_shares": 0.5}')
     assert unknown.exit_code == 2
     assert "validation.max_invalid_shares" in unknown.output
+
+
+def test_own_embeddings_covering_every_page_decide_near_duplicates(validated) -> None:
+    project = validated
+    ids = sorted(p.stem for p in (project.data / "docs").glob("*.md"))
+    (project.data / "embeddings").mkdir()
+    rows = []
+    for i, doc_id in enumerate(ids):
+        vector = [0.0] * len(ids)
+        vector[min(i, len(ids) - 2)] = 1.0  # the last two pages share a vector
+        rows.append(json.dumps({"doc_id": doc_id, "vector": vector}))
+    (project.data / "embeddings" / "vectors.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+    result = run_validation(project.settings())
+
+    assert not result.passed
+    flagged = result.checks["documents.near_duplicate"].failures
+    assert [f.file for f in flagged] == [f"data/docs/{ids[-1]}.md"]
+    assert "cosine 1.000" in flagged[0].message

@@ -321,9 +321,10 @@ def validate(settings: Settings, data_dir: Path | None = None) -> ValidationResu
 
     ok_texts = [docs.records[i].values["text"] for i in ok]  # type: ignore[index]
     ok_ids = [docs.records[i].values["id"] for i in ok]  # type: ignore[index]
-    vectors = quality.hashed_embeddings(ok_texts)
-    if given and len(given) == len(ok_ids):  # mixing two embedding spaces would compare nonsense
+    if given and all(d in given for d in ok_ids):  # mixing two embedding spaces would compare nonsense
         vectors = _vectors(embeddings.records, [given[d] for d in ok_ids])
+    else:
+        vectors = quality.hashed_embeddings(ok_texts)
     for name, flags, share in (
         ("near_duplicate", quality.near_duplicates(ok_ids, vectors, vs.near_duplicate_similarity), vs.max_near_duplicate_share),
         ("language", quality.script_problems(ok_texts, vs), vs.max_language_share),

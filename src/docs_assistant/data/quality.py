@@ -36,16 +36,17 @@ _KEYS = re.compile(
 _TOKEN_EDGES = "\"'`()[]{}<>,;:.!?"
 
 
-def text_key(text: str) -> str:
-    """Content hash that ignores case and whitespace: the same page copied twice hashes the same."""
-    return hashlib.sha256(" ".join(text.lower().split()).encode("utf-8")).hexdigest()
+def words_of(texts: Iterable[str]) -> list[list[str]]:
+    """Lower-cased words of each text: split once, shared by the checks below."""
+    return [t.lower().split() for t in texts]
 
 
-def exact_duplicates(ids: Sequence[str], texts: Sequence[str]) -> Flags:
-    first: dict[str, str] = {}
+def exact_duplicates(ids: Sequence[str], words: Sequence[list[str]]) -> Flags:
+    """Later pages with the same case- and whitespace-folded text as an earlier one."""
+    first: dict[bytes, str] = {}
     flags: Flags = {}
-    for pos, (doc_id, text) in enumerate(zip(ids, texts, strict=True)):
-        key = text_key(text)
+    for pos, (doc_id, page) in enumerate(zip(ids, words, strict=True)):
+        key = hashlib.blake2b(" ".join(page).encode("utf-8"), digest_size=16).digest()
         if key in first:
             flags[pos] = f"same text as document {first[key]!r}"
         else:
@@ -61,7 +62,9 @@ class _WordHashes(dict[str, int]):
         return value
 
 
-def hashed_embeddings(texts: Sequence[str], dim: int = HASH_DIM) -> np.ndarray:
+def hashed_embeddings(
+    texts: Sequence[str], dim: int = HASH_DIM, *, words: Sequence[list[str]] | None = None
+) -> np.ndarray:
     """Unit-length bag of word bigrams hashed into `dim` buckets: cheap, deterministic, model-free.
 
     Bigrams, not words or character trigrams: on the sample corpus they keep distinct pages below 0.55
@@ -70,7 +73,7 @@ def hashed_embeddings(texts: Sequence[str], dim: int = HASH_DIM) -> np.ndarray:
     if not texts:
         return np.zeros((0, dim), dtype=np.float32)
     hashes = _WordHashes()
-    words = [t.lower().split() for t in texts]
+    words = words if words is not None else words_of(texts)
     lengths = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
     total = int(lengths.sum())
     ids = np.fromiter(map(hashes.__getitem__, itertools.chain.from_iterable(words)), dtype=np.uint64, count=total)
@@ -130,7 +133,7 @@ def near_duplicates(
 def encoding_problems(texts: Iterable[str]) -> Flags:
     flags: Flags = {}
     for pos, text in enumerate(texts):
-        if m := _MOJIBAKE.search(text):
+        if not text.isascii() and (m := _MOJIBAKE.search(text)):
             flags[pos] = f"replacement or mojibake characters {m.group()!r} at offset {m.start()}"
         elif m := _CONTROL.search(text):
             flags[pos] = f"control character U+{ord(m.group()):04X} at offset {m.start()}"
@@ -175,9 +178,12 @@ def _key_like(candidate: str) -> bool:
     return classes == 3 and len(set(candidate)) >= 16
 
 
-def pii_findings(texts: Iterable[str], vs: ValidationSettings) -> Flags:
+def pii_findings(
+    texts: Sequence[str], vs: ValidationSettings, *, words: Sequence[list[str]] | None = None
+) -> Flags:
     allowed = {d.lower() for d in vs.pii_allowed_email_domains}
     flags: Flags = {}
+    longest = [max(map(len, w), default=0) for w in (words if words is not None else words_of(texts))]
     for pos, text in enumerate(texts):
         found: list[str] = []
         if "@" in text:
@@ -188,7 +194,7 @@ def pii_findings(texts: Iterable[str], vs: ValidationSettings) -> Flags:
             ]
         found += ["phone number" for m in _PHONE.finditer(text) if _phone_like(text, m)]
         found += ["key-like string" for _ in _KEYS.finditer(text)]
-        if max(map(len, text.split()), default=0) >= 32:
+        if longest[pos] >= 32:
             tokens = (t.strip(_TOKEN_EDGES) for t in text.split())
             found += ["key-like string" for t in tokens if len(t) >= 32 and _key_like(t)]
         if found:

@@ -291,11 +291,12 @@ def validate(settings: Settings, data_dir: Path | None = None) -> ValidationResu
     ok = [i for i in range(len(docs.records)) if i not in bad_docs]
     texts = [docs.records[i].values["text"] for i in ok]  # type: ignore[index]
     ids = [docs.records[i].values["id"] for i in ok]  # type: ignore[index]
+    words = dict(zip(ok, quality.words_of(texts), strict=True))
     n = len(docs.records)
     for name, flags, share in (
-        ("duplicate_content", quality.exact_duplicates(ids, texts), vs.max_duplicate_share),
+        ("duplicate_content", quality.exact_duplicates(ids, list(words.values())), vs.max_duplicate_share),
         ("encoding", quality.encoding_problems(texts), vs.max_encoding_share),
-        ("pii", quality.pii_findings(texts, vs), vs.max_pii_share),
+        ("pii", quality.pii_findings(texts, vs, words=list(words.values())), vs.max_pii_share),
     ):
         checks.flags("documents", name, docs.records, ok, flags, quarantines=True, max_share=share)
     bad_docs = {f.record for f in checks_failures(checks, "documents")}
@@ -324,7 +325,7 @@ def validate(settings: Settings, data_dir: Path | None = None) -> ValidationResu
     if given and all(d in given for d in ok_ids):  # mixing two embedding spaces would compare nonsense
         vectors = _vectors(embeddings.records, [given[d] for d in ok_ids])
     else:
-        vectors = quality.hashed_embeddings(ok_texts)
+        vectors = quality.hashed_embeddings(ok_texts, words=[words[i] for i in ok])
     for name, flags, share in (
         ("near_duplicate", quality.near_duplicates(ok_ids, vectors, vs.near_duplicate_similarity), vs.max_near_duplicate_share),
         ("language", quality.script_problems(ok_texts, vs), vs.max_language_share),

@@ -348,3 +348,10 @@ def test_own_embeddings_covering_every_page_decide_near_duplicates(validated) ->
     flagged = result.checks["documents.near_duplicate"].failures
     assert [f.file for f in flagged] == [f"data/docs/{ids[-1]}.md"]
     assert "cosine 1.000" in flagged[0].message
+
+
+def test_a_bad_boilerplate_pattern_is_a_settings_error(project) -> None:
+    result = cli(project, env={"DOCS_ASSISTANT_VALIDATION__BOILERPLATE_PATTERNS": '["(unclosed"]'})
+    assert result.exit_code == 2
+    assert "validation.boilerplate_patterns" in result.output
+    assert "invalid regular expression" in result.output

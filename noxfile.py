@@ -46,10 +46,16 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session
-def index(session: nox.Session) -> None:
-    """Ingest data/ into the feature store, then embed changed documents into the vector index."""
+def validate_data(session: nox.Session) -> None:
+    """Clean and validate data/, quarantine bad rows, ingest the valid ones only if the gate passes."""
     install_locked(session)
-    stage(session, "ingest")
+    stage(session, "validate", *session.posargs)
+
+
+@nox.session(requires=["validate_data"])
+def index(session: nox.Session) -> None:
+    """Embed changed documents of the validated feature store into the vector index."""
+    install_locked(session)
     stage(session, "index")
 
 

@@ -10,6 +10,7 @@ import json
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -70,12 +71,67 @@ def ingest() -> None:
     settings = _settings()
     with _progress() as progress:
         task = progress.add_task("reading data/", total=None)
-        corpus = load_corpus(settings.paths.data_dir)
+        corpus = load_corpus(settings.paths.data_dir, tuple(settings.validation.boilerplate_patterns))
         progress.update(task, total=1, completed=1)
     summary = run_ingest(settings, corpus)
     for name, change in summary["tables"].items():
         state = "changed" if change["changed"] else "unchanged"
         console.print(f"{name}: version {change['version']}, {change['rows']} rows ({state})")
+
+
+def _with_thresholds(settings: Settings, raw: str) -> Settings:
+    """`--thresholds` on top of every other source (the reusable workflow's `thresholds` input)."""
+    from docs_assistant.errors import ConfigError
+
+    try:
+        override = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"not JSON: {exc.msg} at column {exc.colno}", where="--thresholds") from None
+    if not isinstance(override, dict):
+        raise ConfigError('must be a JSON object such as {"max_invalid_share": 0.02}', where="--thresholds")
+    return load_settings(validation=settings.validation.model_dump() | override)
+
+
+@app.command()
+@friendly_errors
+def validate(
+    data_dir: Annotated[
+        Path | None, typer.Option(help="the data directory (default: setting paths.data_dir)", show_default=False)
+    ] = None,
+    thresholds: Annotated[
+        str | None, typer.Option(help='JSON object overriding validation settings, e.g. {"max_invalid_share": 0.02}')
+    ] = None,
+) -> None:
+    """Clean and validate data/, quarantine invalid rows, and ingest the valid ones if the gate passes."""
+    from docs_assistant.data.validate import run_validation, summary_of
+
+    settings = _settings()
+    if thresholds:
+        settings = _with_thresholds(settings, thresholds)
+    result = run_validation(settings, data_dir)
+    summary = summary_of(result)
+    total = summary["counts"]["total"]
+    console.print(
+        f"validate: {total['in']} rows in, {total['valid']} valid, {total['quarantined']} quarantined "
+        f"({summary['invalid_share']:.2%}, limit {summary['max_invalid_share']:.2%})"
+    )
+    for failure in result.failures()[:20]:
+        console.print(f"[bold red]error:[/] {failure.error()}", highlight=False, soft_wrap=True)
+    failed = [c["check"] for c in summary["checks"] if not c["passed"]]
+    if not result.passed:
+        reasons = "; ".join(
+            [f"{f.file}: {f.message}" for f in result.fatal]
+            + (
+                [f"invalid share {summary['invalid_share']:.2%} > {summary['max_invalid_share']:.2%}"]
+                if total["quarantined"] and summary["invalid_share"] > summary["max_invalid_share"]
+                else []
+            )
+            + [f"check {name} over its limit" for name in failed]
+        )
+        console.print(f"[bold red]gate failed:[/] {reasons}; nothing was ingested", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    for name, version in sorted(result.table_versions.items()):
+        console.print(f"{name}: version {version}")
 
 
 @app.command()

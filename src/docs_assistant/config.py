@@ -164,6 +164,58 @@ class LimitSettings(_Section):
     max_question_chars: int = Field(default=2000, ge=1, le=100_000)
 
 
+class ValidationSettings(_Section):
+    """Thresholds of the validate stage; every check fails the gate past its `max_*_share` (0.0: any row)."""
+
+    max_invalid_share: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="quarantined rows / rows in; past it nothing is ingested"
+    )
+    max_document_bytes: int = Field(default=1_000_000, ge=1, description="larger files are quarantined unread")
+    min_document_chars: int = Field(default=20, ge=1)
+    max_document_chars: int = Field(default=200_000, ge=1)
+    max_title_chars: int = Field(default=200, ge=1)
+    max_question_chars: int = Field(default=2000, ge=1)
+    max_answer_chars: int = Field(default=8000, ge=1)
+    boilerplate_patterns: list[str] = Field(
+        default_factory=lambda: [r"(?s)<!--.*?-->", r"(?im)^\s*(edit this page|back to top)\b.*$"],
+        description="regular expressions removed from document bodies before validation and ingest",
+    )
+    max_duplicate_share: float = Field(default=0.0, ge=0.0, le=1.0, description="documents with the same text")
+    near_duplicate_similarity: float = Field(default=0.95, gt=0.0, le=1.0, description="cosine of two embeddings")
+    max_near_duplicate_share: float = Field(default=0.0, ge=0.0, le=1.0)
+    max_encoding_share: float = Field(default=0.0, ge=0.0, le=1.0, description="U+FFFD, mojibake, control chars")
+    max_foreign_script_share: float = Field(
+        default=0.3, ge=0.0, le=1.0, description="per document: letters outside the expected script"
+    )
+    expected_script: Literal["latin", "any"] = "latin"
+    max_language_share: float = Field(default=0.0, ge=0.0, le=1.0, description="documents in another script")
+    max_pii_share: float = Field(default=0.0, ge=0.0, le=1.0, description="emails, phone numbers, key-like strings")
+    pii_allowed_email_domains: list[str] = Field(
+        default_factory=lambda: ["example.com", "example.org", "example.net"],
+        description="reserved documentation domains (RFC 2606) are not personal data",
+    )
+    stale_after_days: int = Field(default=1095, ge=1, description="front-matter `updated` older than this is stale")
+    max_stale_share: float = Field(default=0.25, ge=0.0, le=1.0)
+    min_chunk_tokens: int = Field(default=8, ge=1)
+    max_chunk_tokens: int = Field(default=256, ge=1)
+    max_short_chunk_share: float = Field(default=0.25, ge=0.0, le=1.0)
+    max_long_chunk_share: float = Field(default=0.0, ge=0.0, le=1.0)
+    embedding_norm_tolerance: float = Field(default=1e-3, gt=0.0)
+    first_failures: int = Field(default=5, ge=1, le=1000, description="failing rows shown per check in the report")
+
+    @field_validator("boilerplate_patterns")
+    @classmethod
+    def _patterns_compile(cls, patterns: list[str]) -> list[str]:
+        import re
+
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+        return patterns
+
+
 class ServeSettings(_Section):
     """The model service: bind address, API keys, admission control and request limits."""
 
@@ -206,6 +258,7 @@ class Settings(BaseSettings):
     prompt: PromptSettings = PromptSettings()
     limits: LimitSettings = LimitSettings()
     guardrails: GuardrailSettings = GuardrailSettings()
+    validation: ValidationSettings = ValidationSettings()
     serve: ServeSettings = ServeSettings()
 
     @classmethod

@@ -53,6 +53,7 @@ def test_generated_ci_runs_the_real_sessions_and_passes(
     assert result.returncode == 0, log[-6000:]
     assert "Session lint was successful" in log
     assert "Session tests was successful" in log
+    assert "Session validate_data was successful" in log
     assert " passed" in log
     assert "alls-green stand-in: tests: success" in log
 

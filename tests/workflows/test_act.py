@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
 
-from .conftest import REPO, run_act
+from .conftest import REPO, git_repo, run_act
 
 pytestmark = pytest.mark.workflows
 
@@ -52,3 +54,49 @@ def test_own_ci_lint_job_passes(tmp_path: Path) -> None:
     result = run_act(REPO, CI, job="lint", scratch=tmp_path / "act")
     assert result.returncode == 0, result.stdout[-6000:]
     assert "Session lint was successful" in result.stdout
+
+
+OWN_TREE = shutil.ignore_patterns(".git", ".venv", ".nox", "var", "reports", "__pycache__", "*_cache")
+
+
+def own_repo(tmp_path: Path, plant: str | None = None) -> Path:
+    """A git copy of this repository (its noxfile, data/ and ci.yml), with one bad QA line if asked."""
+    staged = tmp_path / "staged"
+    shutil.copytree(REPO, staged, ignore=OWN_TREE)
+    if plant:
+        with (staged / "data" / "qa" / "train.jsonl").open("a", encoding="utf-8") as fh:
+            fh.write(plant + "\n")
+    return git_repo(staged, tmp_path / "repo")
+
+
+def validation_report(scratch: Path) -> dict:
+    path = scratch / "artifacts" / "data-validation-reports" / "validate_data" / "summary.json"
+    assert path.is_file(), sorted((scratch / "artifacts").rglob("*"))
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_data_validation_passes_on_clean_data(tmp_path: Path) -> None:
+    repo = own_repo(tmp_path)
+    result = run_act(repo, CI, job="data-validation", scratch=tmp_path / "act")
+    assert result.returncode == 0, result.stdout[-6000:]
+    assert "Session validate_data was successful" in result.stdout
+    report = validation_report(tmp_path / "act")
+    assert report["passed"] is True
+    assert report["counts"]["total"]["quarantined"] == 0
+
+
+def test_data_validation_fails_on_a_planted_bad_row(tmp_path: Path) -> None:
+    lines = (REPO / "data" / "qa" / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    bad_line = len([line for line in lines if line.strip()]) + 1
+    repo = own_repo(tmp_path, plant='{"id": "qa-cut", "question": "What happens to a trunc')
+    result = run_act(repo, CI, job="data-validation", scratch=tmp_path / "act")
+    log = result.stdout
+    assert result.returncode != 0, log[-6000:]
+    assert f"data/qa/train.jsonl:{bad_line}: field 'question'" in log
+    assert "gate failed" in log
+    assert "Session validate_data failed" in log
+    report = validation_report(tmp_path / "act")  # uploaded although the job failed
+    assert report["passed"] is False
+    assert report["ingested"] is False
+    first = report["checks"][[c["check"] for c in report["checks"]].index("qa.json")]["first_failures"][0]
+    assert (first["file"], first["line"], first["field"]) == ("data/qa/train.jsonl", bad_line, "question")

@@ -18,6 +18,7 @@ from docs_assistant.errors import StoreError
 
 DOCUMENTS, QA, FEEDBACK = "documents", "qa", "feedback"
 FEATURE_TABLES = (DOCUMENTS, QA, FEEDBACK)
+QUARANTINE = "quarantine"  # invalid rows with their reasons, written by `docs-assistant validate`
 
 SCHEMAS: dict[str, pa.Schema] = {
     DOCUMENTS: pa.schema(
@@ -48,6 +49,19 @@ SCHEMAS: dict[str, pa.Schema] = {
             pa.field("correction", pa.string()),
             pa.field("created_at", pa.timestamp("us", tz="UTC"), nullable=False),
             pa.field("content_hash", pa.string(), nullable=False),
+        ]
+    ),
+    QUARANTINE: pa.schema(
+        [
+            pa.field("run_id", pa.string(), nullable=False),
+            pa.field("at", pa.timestamp("us", tz="UTC"), nullable=False),
+            pa.field("kind", pa.string(), nullable=False),
+            pa.field("file", pa.string(), nullable=False),
+            pa.field("line", pa.int64()),
+            pa.field("field", pa.string()),
+            pa.field("check", pa.string(), nullable=False),
+            pa.field("message", pa.string(), nullable=False),
+            pa.field("raw", pa.string(), nullable=False),
         ]
     ),
 }
@@ -156,3 +170,15 @@ class FeatureStore:
             .execute(incoming)
         )
         return TableChange(name, table.version, len(rows), inserted=inserted, updated=updated, deleted=deleted)
+
+    def append_new(self, name: str, rows: list[dict[str, Any]], *, key: str = "id") -> TableChange:
+        """Insert rows whose key is new, in one commit; never update or delete (the service appends too)."""
+        self.ensure_table(name, SCHEMAS[name])
+        table = self.open(name)
+        before = table.count_rows()
+        known = set(table.search().select([key]).limit(max(before, 1)).to_arrow().column(key).to_pylist())
+        new = [r for r in rows if r[key] not in known]
+        if not new:
+            return TableChange(name, table.version, before)
+        table.merge_insert(key).when_not_matched_insert_all().execute(pa.Table.from_pylist(new, schema=SCHEMAS[name]))
+        return TableChange(name, table.version, table.count_rows(), inserted=table.count_rows() - before)

@@ -118,6 +118,8 @@ def build_index(settings: Settings, *, embedder: Any = None, progress: Progress 
         vectors += embedder.get_text_embedding_batch(texts[start : start + batch])
         if progress:
             progress(min(start + batch, len(texts)), len(texts))
+    kept = _chunks_kept(store, {d.id for d in stale} | set(removed))
+    _validate(settings, nodes, vectors, dim, docs, embedder, len(nodes) + kept)
     rows = _rows(nodes, vectors, dim) if nodes else None
 
     result.documents_embedded, result.documents_removed = len(stale), len(removed)
@@ -149,6 +151,42 @@ def build_index(settings: Settings, *, embedder: Any = None, progress: Progress 
         result.ann_index = True
     result.chunks, result.table_version = table.count_rows(), table.version
     return result
+
+
+def _chunks_kept(store: FeatureStore, touched: set[str]) -> int:
+    """Chunks of documents this build leaves alone."""
+    if not store.has_table(CHUNKS):
+        return 0
+    doc_ids = store.read(CHUNKS, ["doc_id"]).column("doc_id").to_pylist()
+    return sum(1 for d in doc_ids if d not in touched)
+
+
+def _validate(
+    settings: Settings,
+    nodes: list[Any],
+    vectors: list[list[float]],
+    dim: int,
+    docs: list[Document],
+    embedder: Any,
+    index_chunks: int,
+) -> None:
+    """Chunks and vectors pass their contracts before anything is written (raises, quarantining, if not)."""
+    from llama_index.core.schema import MetadataMode
+
+    from docs_assistant.data.chunks import validate_chunks
+    from docs_assistant.rag.embeddings import embedder_tokenizer
+
+    tokenizer = embedder_tokenizer(embedder)
+    texts = [n.get_content(metadata_mode=MetadataMode.NONE) for n in nodes]
+    validate_chunks(
+        settings,
+        [{"id": n.node_id, "doc_id": n.ref_doc_id, "text": t} for n, t in zip(nodes, texts, strict=True)],
+        vectors,
+        dimension=dim,
+        doc_paths={d.id: d.path for d in docs},
+        token_counts=[len(tokenizer.tokenize(t)) for t in texts],
+        index_chunks=index_chunks,
+    )
 
 
 def _existing_dimension(store: FeatureStore) -> int | None:

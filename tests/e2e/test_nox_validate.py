@@ -1,0 +1,79 @@
+"""`nox -s validate_data` for real, in a copy of the repository: clean data passes and is ingested; a
+planted bad row fails the session, keeps every feature table at its version, is quarantined, and stops
+`nox -s index` before indexing (index requires validate_data)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+IGNORE = shutil.ignore_patterns(".git", ".venv", ".nox", "var", "reports", "__pycache__", "*_cache")
+
+pytestmark = pytest.mark.e2e
+
+
+def nox(root: Path, session: str) -> subprocess.CompletedProcess[str]:
+    nox_exe = shutil.which("nox")
+    assert nox_exe, "nox must be installed in the test environment (dependency group 'test')"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCS_ASSISTANT_", "VIRTUAL_ENV", "UV_PROJECT"))}
+    return subprocess.run(
+        [nox_exe, "-s", session, "--reuse-venv=yes", "--no-color"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
+
+
+def table_versions(root: Path) -> dict[str, int]:
+    import lancedb
+
+    db = lancedb.connect(str(root / "var" / "lancedb"))
+    return {name: db.open_table(name).version for name in db.list_tables().tables}
+
+
+def test_planted_bad_row_fails_validate_data_and_never_reaches_index(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    shutil.copytree(REPO, root, ignore=IGNORE)
+    clean = nox(root, "validate_data")
+    assert clean.returncode == 0, clean.stdout[-4000:] + clean.stderr[-4000:]
+    before = table_versions(root)
+    assert set(before) == {"documents", "qa", "feedback"}
+
+    train = root / "data" / "qa" / "train.jsonl"
+    first = json.loads(train.read_text(encoding="utf-8").splitlines()[0])
+    line = len(train.read_text(encoding="utf-8").splitlines()) + 1
+    with train.open("a", encoding="utf-8") as fh:
+        fh.write(
+            json.dumps(
+                first | {"question": "A new question citing nothing real?", "doc_ids": ["no-such-page"], "id": "qa-new"}
+            )
+            + "\n"
+        )
+
+    failed = nox(root, "index")
+    output = failed.stdout + failed.stderr
+    assert failed.returncode != 0, output[-4000:]
+    assert f"data/qa/train.jsonl:{line}: field 'doc_ids'" in output
+    assert "Session validate_data failed" in output
+    assert "Session index aborted: Prerequisite session validate_data was not successful" in output
+    after = table_versions(root)
+    assert {k: after[k] for k in before} == before
+    assert "chunks" not in after
+    import lancedb
+
+    rows = lancedb.connect(str(root / "var" / "lancedb")).open_table("quarantine").to_arrow().to_pylist()
+    assert [(r["file"], r["line"], r["field"], r["check"]) for r in rows] == [
+        ("data/qa/train.jsonl", line, "doc_ids", "cited_docs_exist")
+    ]
+    summary = json.loads((root / "reports" / "validate_data" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["passed"] is False
+    assert summary["rows_balance"] is True

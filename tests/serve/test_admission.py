@@ -64,8 +64,12 @@ def test_past_the_deadline_is_504_and_the_server_recovers(serve_project, embedde
             # the timed-out generation still holds the only worker: the next one is refused, not queued
             assert client.post("/v1/answer", json={"question": QUESTION}).status_code == 429
             gated.gate.set()
-            deadline = time.monotonic() + 30
-            while (status := client.post("/v1/answer", json={"question": QUESTION}).status_code) == 429:
-                assert time.monotonic() < deadline
+            # recovered = a later request is answered; on a loaded machine a real answer may itself take
+            # longer than this test's 0.5 s deadline (504) and hold the worker again (429) for a while
+            deadline = time.monotonic() + 60
+            seen = []
+            while (status := client.post("/v1/answer", json={"question": QUESTION}).status_code) != 200:
+                seen.append(status)
+                assert status in (429, 504), status
+                assert time.monotonic() < deadline, seen[-10:]
                 time.sleep(0.05)
-            assert status == 200

@@ -182,6 +182,16 @@ class ServeSettings(_Section):
     graceful_shutdown_s: float = Field(default=10.0, gt=0, description="in-flight requests get this long on stop")
 
 
+class EvalSettings(_Section):
+    """The prompt-eval gate: which suites file to run and which stored results count as the baseline."""
+
+    config: Path = Field(default=Path("evals/suites.toml"), description="suites, metrics and thresholds")
+    baseline: Path | None = Field(
+        default=None, description="stored results to compare against; default: the suites file's run.baseline"
+    )
+    cache: bool = Field(default=True, description="reuse results of unchanged cases from <state_dir>/evals/cache")
+
+
 class Settings(BaseSettings):
     """Everything configurable, in one place."""
 
@@ -201,6 +211,7 @@ class Settings(BaseSettings):
     limits: LimitSettings = LimitSettings()
     guardrails: GuardrailSettings = GuardrailSettings()
     serve: ServeSettings = ServeSettings()
+    evals: EvalSettings = EvalSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -70,13 +70,13 @@ def evaluate(full_project: Project, embedder: Any, llm: Any, cache: EvalCache, t
         config: Path,
         *,
         project: Project = full_project,
-        model: Any = llm,
+        using: Any = llm,
         results: Path | None = None,
         **overrides: Any,
     ) -> Any:
         paths = {"reports_dir": tmp_path / "reports"} | overrides.pop("paths", {})
         settings = project.settings(paths=paths, evals={"config": config}, **overrides)
-        return run_stage(settings, embedder=embedder, llm=model, cache=EvalCache(results or cache.root))
+        return run_stage(settings, embedder=embedder, llm=using, cache=EvalCache(results or cache.root))
 
     return run
 
@@ -178,7 +178,7 @@ class LeakyLLM:
 
 def test_planted_canary_leak_fails(evaluate, llm: Any, tmp_path: Path) -> None:
     # its own cache: the wrapper is configured like the tiny model, so it would share (and spoil) its entries
-    result = evaluate(write_config(tmp_path / "evals"), model=LeakyLLM(llm), results=tmp_path / "cache")
+    result = evaluate(write_config(tmp_path / "evals"), using=LeakyLLM(llm), results=tmp_path / "cache")
     assert not result.passed
     text = messages(result)
     assert "safety.canary_leakage" in text
@@ -235,3 +235,24 @@ def test_cli_gate_exit_status(full_project: Project, tmp_path: Path) -> None:
 
 def _config(path: Path) -> dict[str, str]:
     return {"DOCS_ASSISTANT_EVALS__CONFIG": str(path)}
+
+
+def test_sampling_repeats_each_case_and_counts_passes_with_min_pass(
+    evaluate, full_project: Project, tmp_path: Path
+) -> None:
+    """With temperature > 0 every case is generated `repeat` times (each cached apart); greedy runs once."""
+    config = write_config(tmp_path / "evals", **{"repeat = 1\nmin_pass = 1": "repeat = 3\nmin_pass = 2"})
+    text = config.read_text(encoding="utf-8")
+    keep = text[: text.index("[suites.likelihood]")]  # retrieval + answers only
+    config.write_text(keep, encoding="utf-8")
+    from docs_assistant.rag.llm import LocalLLM
+
+    sampling = {"temperature": 0.8}
+    settings = full_project.settings(model=sampling)
+    sampled = evaluate(config, using=LocalLLM(settings.model, settings.paths.models_dir), model=sampling)
+    cases = sampled.run.variants["rag-answer@1"].cases["answers"]
+    assert {c["repeats"] for c in cases} == {3}
+    refused = next(c for c in cases if c["id"] == "oos-001")
+    assert refused["scores"]["refusal_rate"] == 0.0  # random text is no refusal in 2 of 3 repeats
+    greedy = evaluate(config)
+    assert {c["repeats"] for c in greedy.run.variants["rag-answer@1"].cases["answers"]} == {1}

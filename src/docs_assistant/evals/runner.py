@@ -267,7 +267,8 @@ class Runner:
             else:
                 refused = sum(m.is_refusal(t, self.guardrails.refusal) for t in texts)
                 scores["refusal_rate"] = float(refused >= min(self.config.min_pass, len(texts)))
-            cases.append({"id": row["id"], "question": row["question"], "answer": out["text"], "scores": scores})
+            case = {"id": row["id"], "question": row["question"], "answer": out["text"], "repeats": len(texts)}
+            cases.append(case | {"scores": scores})
         return _aggregate(suite, cases), cases
 
     def cost_suite(self, suite: SuiteConfig, prompt: Prompt) -> tuple[dict[str, float], list[dict[str, Any]]]:

@@ -60,6 +60,13 @@ def index(session: nox.Session) -> None:
 
 
 @nox.session(requires=["index"])
+def eval_prompts(session: nox.Session) -> None:
+    """Prompt evals: every suite and prompt variant, gated on thresholds and the baseline (`-- --suites safety`)."""
+    install_locked(session)
+    stage(session, "eval", *session.posargs)
+
+
+@nox.session(requires=["eval_prompts"])
 def pipeline(session: nox.Session) -> None:
     """Run every stage in order on the embedded defaults, then answer sample questions."""
     install_locked(session)

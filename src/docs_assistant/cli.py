@@ -216,6 +216,45 @@ def retrieval_eval(
         raise typer.Exit(1)
 
 
+@app.command("eval")
+@friendly_errors
+def eval_(
+    suites: Annotated[str, typer.Option(help="comma-separated suites to run (default: all in the config)")] = "",
+    variants: Annotated[str, typer.Option(help="comma-separated prompt-id@version (default: the config's)")] = "",
+    baseline: Annotated[Path | None, typer.Option(help="stored results to compare against")] = None,
+    update_baseline: Annotated[
+        Path | None, typer.Option(help="also write this run's metrics here, as the next baseline")
+    ] = None,
+) -> None:
+    """Evaluate prompt variants on the eval suites and gate on thresholds and the baseline (exit 1 on failure)."""
+    from docs_assistant.evals import run_stage
+    from docs_assistant.io import atomic_write_json
+
+    settings = _settings()
+    result = run_stage(
+        settings,
+        suites=[s for s in suites.split(",") if s] or None,
+        variants=[v for v in variants.split(",") if v] or None,
+        baseline=baseline,
+        progress=lambda msg: console.print(f"eval: {msg}", highlight=False),
+    )
+    if update_baseline is not None:
+        kept = {k: result.summary[k] for k in ("model", "index_version", "headline")}
+        kept["variants"] = {
+            n: {"prompt": v["prompt"], "metrics": v["metrics"]} for n, v in result.summary["variants"].items()
+        }
+        atomic_write_json(update_baseline, kept)
+    cache = result.run.cache
+    console.print(
+        f"eval: {len(result.run.variants)} variant(s), cache {cache['hits']} hits / {cache['misses']} misses, "
+        f"{result.run.seconds:.1f} s; report in {result.report_dir}"
+    )
+    if not result.passed:
+        for failure in result.failures:
+            console.print(f"[bold red]gate failed:[/] {failure.message}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
 @app.command()
 @friendly_errors
 def serve(

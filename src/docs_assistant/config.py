@@ -240,6 +240,16 @@ class ServeSettings(_Section):
     )
 
 
+class EvalSettings(_Section):
+    """The prompt-eval gate: which suites file to run and which stored results count as the baseline."""
+
+    config: Path = Field(default=Path("evals/suites.toml"), description="suites, metrics and thresholds")
+    baseline: Path | None = Field(
+        default=None, description="stored results to compare against; default: the suites file's run.baseline"
+    )
+    cache: bool = Field(default=True, description="reuse results of unchanged cases from <state_dir>/evals/cache")
+
+
 class Settings(BaseSettings):
     """Everything configurable, in one place."""
 
@@ -260,6 +270,7 @@ class Settings(BaseSettings):
     guardrails: GuardrailSettings = GuardrailSettings()
     validation: ValidationSettings = ValidationSettings()
     serve: ServeSettings = ServeSettings()
+    evals: EvalSettings = EvalSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -51,6 +51,8 @@ def test_pipeline_answers_then_a_noop_rerun_reembeds_nothing(tmp_path: Path) -> 
     cold = report(root, "index")
     assert cold["documents_embedded"] == cold["documents"] > 0
     assert report(root, "retrieval")["passed"] is True
+    evals = report(root, "eval_prompts")  # the committed suites and baseline, on the default model
+    assert evals["passed"] is True, evals["failures"]
 
     second = nox(root)
     assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-4000:]
@@ -58,3 +60,4 @@ def test_pipeline_answers_then_a_noop_rerun_reembeds_nothing(tmp_path: Path) -> 
     assert (warm["documents_embedded"], warm["chunks_embedded"], warm["documents_removed"]) == (0, 0, 0)
     assert warm["table_version"] == cold["table_version"]
     assert report(root, "ingest")["changed"] is False
+    assert report(root, "eval_prompts")["cache"]["misses"] == 0  # every eval case reused

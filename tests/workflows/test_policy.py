@@ -42,8 +42,14 @@ def triggers(path: Path) -> dict[str, Any]:
 
 
 REUSABLE = [p for p in WORKFLOWS if "workflow_call" in triggers(p)]
-#: the workflow whose name the issue fixed differs from its nox session and report directory
-SESSION_OF = {"data-validation": "validate_data"}
+
+#: the only write grants: posting the eval report on a pull request, from a job that runs no checked-out code
+WRITE_GRANTS = {
+    ("prompt-evals.yml", "comment"): {"pull-requests": "write"},
+    ("ci.yml", "prompt-evals"): {"contents": "read", "pull-requests": "write"},  # the caller bounds the callee
+}
+#: reusable workflows whose nox session (and report directory) is not named like the file (the issues fixed the names)
+SESSION = {"data-validation": "validate_data", "prompt-evals": "eval_prompts"}
 
 
 def steps_of(path: Path) -> list[dict[str, Any]]:
@@ -61,7 +67,7 @@ def tool(name: str) -> str:
 
 
 def test_the_stage_workflows_exist() -> None:
-    assert {p.stem for p in REUSABLE} >= {"lint", "tests", "index", "data-validation"}
+    assert {p.stem for p in REUSABLE} >= {"lint", "tests", "index", "data-validation", "prompt-evals"}
     assert (GITHUB / "workflows" / "ci.yml").is_file()
     assert ACTIONS == [GITHUB / "actions" / "setup" / "action.yml"]
 
@@ -124,7 +130,8 @@ def test_workflow_grants_nothing_at_the_top(path: Path) -> None:
     assert data.get("permissions") == {}, f"{path.name}: top-level `permissions: {{}}`, grants per job"
     for name, job in data["jobs"].items():
         granted = job.get("permissions", {})
-        assert granted in ({}, {"contents": "read"}), f"{path.name}: job {name} grants {granted}"
+        allowed = [{}, {"contents": "read"}, WRITE_GRANTS.get((path.name, name))]
+        assert granted in allowed, f"{path.name}: job {name} grants {granted}"
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
@@ -187,10 +194,13 @@ def test_reusable_workflow_interface_is_documented(path: Path) -> None:
 
 @pytest.mark.parametrize("path", REUSABLE, ids=lambda p: p.name)
 def test_reusable_workflow_runs_its_nox_session_and_publishes_the_summary(path: Path) -> None:
-    steps = steps_of(path)
-    session = SESSION_OF.get(path.stem, path.stem)
-    assert any(f"nox -s {session}" in step.get("run", "") or f'"{session}"' in step.get("run", "") for step in steps)
-    summary = steps[-1]
+    session = SESSION.get(path.stem, path.stem)
+    jobs = [job.get("steps", []) for job in load(path)["jobs"].values()]
+    runs_nox = [
+        s for s in jobs if any(f"nox -s {session}" in x.get("run", "") or f'"{session}"' in x.get("run", "") for x in s)
+    ]
+    assert len(runs_nox) == 1, f"{path.name}: one job runs nox -s {session}"
+    summary = runs_nox[0][-1]
     assert summary.get("if", "").startswith("always()"), f"{path.name}: the last step publishes the summary"
     assert f"reports/{session}/summary.md" in summary["run"]
     assert "concurrency" not in load(path), "a called workflow shares the caller's concurrency group: deadlock"

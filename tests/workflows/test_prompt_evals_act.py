@@ -1,0 +1,64 @@
+"""`prompt-evals.yml`, called from this repository's ci.yml and run by act on a copy of this tree.
+
+The copy's eval datasets are cut to a few rows so one run takes minutes; the gate itself is the
+committed one. It passes on the default prompt and fails on a variant that drops the retrieved context.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO, git_repo, run_act
+
+pytestmark = pytest.mark.workflows
+
+CI = ".github/workflows/ci.yml"
+KEEP = {"qa.jsonl": ("qa-eval-002", "qa-eval-006", "oos-001"), "safety.jsonl": ("injection-01", "canary-01")}
+NO_CONTEXT = 'id = "rag-answer"\nversion = "9"\nparameters = ["question"]\ntemplate = """Q: {question}\nA:"""\n'
+
+
+def eval_repo(tmp_path: Path, variant: str = "rag-answer@1") -> Path:
+    """This tree's tracked and new files, with sliced datasets, no baseline and `variant` as the only one."""
+    source = tmp_path / "source"
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split("\0")
+    for name in filter(None, listed):
+        if (REPO / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, source / name)
+    for name, keep in KEEP.items():
+        path = source / "evals" / "datasets" / name
+        lines = [x for x in path.read_text(encoding="utf-8").splitlines() if json.loads(x)["id"] in keep]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    suites = source / "evals" / "suites.toml"
+    text = suites.read_text(encoding="utf-8").replace('baseline = "baseline.json"', 'baseline = ""')
+    text = text.replace('variants = ["rag-answer@1", "rag-answer@2"]', f'variants = ["{variant}"]')
+    text = text.replace("blocked_rate = { threshold = 0.4", "blocked_rate = { threshold = 0.5")
+    suites.write_text(text, encoding="utf-8")
+    (source / "prompts" / "rag-answer.v9.toml").write_text(NO_CONTEXT, encoding="utf-8")
+    return git_repo(source, tmp_path / "repo", remote="https://github.com/docs-assistant/docs-assistant")
+
+
+def test_prompt_evals_pass_on_the_default_prompt(tmp_path: Path) -> None:
+    result = run_act(eval_repo(tmp_path), CI, job="prompt-evals", scratch=tmp_path / "act")
+    log = result.stdout
+    assert result.returncode == 0, log[-6000:]
+    assert "Session eval_prompts was successful" in log
+    assert "outputs: passed=true" in log
+    uploaded = tmp_path / "act" / "artifacts" / "prompt-evals-reports" / "eval_prompts"
+    assert (uploaded / "cases.html").is_file(), sorted(uploaded.parent.rglob("*"))
+
+
+def test_prompt_evals_fail_on_a_variant_that_drops_the_context(tmp_path: Path) -> None:
+    result = run_act(eval_repo(tmp_path, "rag-answer@9"), CI, job="prompt-evals", scratch=tmp_path / "act")
+    log = result.stdout
+    assert result.returncode != 0, log[-6000:]
+    assert "rag-answer@9 answers.context_visible = " in log  # the CLI's line, and the published summary
+    assert "breaks threshold 0.5000; worst cases: qa-eval-" in log
+    assert "Session eval_prompts failed" in log

@@ -25,9 +25,12 @@ def test_query_vectors_equal_llama_index_ones(embedder) -> None:
         json.loads(line)["question"]
         for line in (REPO / "data" / "qa" / "eval.jsonl").read_text(encoding="utf-8").splitlines()[:10]
     ]
-    for question in [*questions, "", "ünïcödé ✓ 日本語"]:
+    texts = [*questions, "", "ünïcödé ✓ 日本語"]
+    for question in texts:
         ours, theirs = query.get_query_embedding(question), embedder.get_query_embedding(question)
         assert np.allclose(ours, theirs, atol=1e-6), question
+    # retrieval-eval and the evals embed questions in batches
+    assert np.allclose(query.get_text_embedding_batch(texts), embedder.get_text_embedding_batch(texts), atol=1e-6)
 
 
 def test_answering_a_question_never_imports_llama_index(indexed_project) -> None:

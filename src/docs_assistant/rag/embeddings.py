@@ -50,15 +50,22 @@ def load_embedder(settings: EmbeddingSettings) -> HuggingFaceEmbedding:
 
 
 class QueryEmbedder:
-    """`get_query_embedding` as llama-index's `HuggingFaceEmbedding` computes it, without llama-index."""
+    """The two calls retrieval makes of llama-index's `HuggingFaceEmbedding`, computed as it does, without it."""
 
     def __init__(self, path: str, settings: EmbeddingSettings):
         from sentence_transformers import SentenceTransformer
 
         self._model = SentenceTransformer(path, device=settings.device, trust_remote_code=False)
+        self._batch_size = settings.batch_size
+
+    def get_text_embedding_batch(self, texts: list[str], **_: Any) -> list[list[float]]:
+        vectors = self._model.encode(
+            texts, batch_size=self._batch_size, normalize_embeddings=True, show_progress_bar=False
+        )
+        return vectors.tolist()
 
     def get_query_embedding(self, query: str) -> list[float]:
-        return self._model.encode([query], normalize_embeddings=True, show_progress_bar=False)[0].tolist()
+        return self.get_text_embedding_batch([query])[0]
 
 
 def load_query_embedder(settings: EmbeddingSettings) -> Any:

@@ -30,6 +30,18 @@ BUNDLED_EMBEDDER = "all-MiniLM-L6-v2"
 TINY_MODEL = "tiny-random-llama"
 
 
+def _compiling(patterns: list[str]) -> list[str]:
+    """Settings that hold regular expressions fail at load, naming the pattern, not at first use."""
+    import re
+
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+    return patterns
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -140,14 +152,7 @@ class GuardrailSettings(_Section):
     @field_validator("extra_injection_patterns")
     @classmethod
     def _patterns_compile(cls, patterns: list[str]) -> list[str]:
-        import re
-
-        for pattern in patterns:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
-        return patterns
+        return _compiling(patterns)
 
     @field_validator("deny_list")
     @classmethod
@@ -206,14 +211,7 @@ class ValidationSettings(_Section):
     @field_validator("boilerplate_patterns")
     @classmethod
     def _patterns_compile(cls, patterns: list[str]) -> list[str]:
-        import re
-
-        for pattern in patterns:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
-        return patterns
+        return _compiling(patterns)
 
 
 class ServeSettings(_Section):

@@ -111,7 +111,11 @@ class ModelSettings(_Section):
         description=f"'{TINY_MODEL}' (built locally), a local directory, or a Hugging Face model id",
     )
     revision: str | None = Field(default=None, description="pin a hub model to a commit hash")
-    adapter_path: Path | None = None
+    adapter_path: Path | None = Field(default=None, description="a LoRA adapter directory (peft), merged at load")
+    adapter_alias: str | None = Field(
+        default=None,
+        description="load the adapter the model registry's alias (e.g. 'champion') points to, hash-verified",
+    )
     device: Literal["cpu", "cuda", "mps", "auto"] = "cpu"
     max_new_tokens: int = Field(default=48, ge=1, le=4096)
     max_input_tokens: int = Field(default=1536, ge=16)
@@ -248,6 +252,69 @@ class EvalSettings(_Section):
     cache: bool = Field(default=True, description="reuse results of unchanged cases from <state_dir>/evals/cache")
 
 
+ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class FinetuneSettings(_Section):
+    """LoRA fine-tuning (peft) of `model.name`: CPU for the tiny default, GPUs through `accelerate launch`."""
+
+    rank: int = Field(default=16, ge=1, le=1024)
+    alpha: int = Field(default=32, ge=1)
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    target_modules: list[str] = Field(
+        default_factory=lambda: list(ALL_LINEAR), min_length=1, description="module names LoRA wraps"
+    )
+    epochs: float = Field(default=8.0, gt=0, description="passes over the training set, unless max_steps is set")
+    max_steps: int | None = Field(default=None, ge=1, description="optimizer steps; overrides epochs")
+    learning_rate: float = Field(default=5e-3, gt=0, le=1.0)
+    warmup_ratio: float = Field(default=0.05, ge=0.0, lt=1.0)
+    weight_decay: float = Field(default=0.0, ge=0.0)
+    batch_size: int = Field(default=8, ge=1, le=4096, description="sequences per device per step")
+    gradient_accumulation_steps: int = Field(default=1, ge=1, le=1024)
+    max_seq_length: int = Field(
+        default=1600, ge=32, description="prompt + answer tokens; prompts are cut from the left, as generation does"
+    )
+    packing: bool = Field(default=False, description="pack several examples into one sequence (no padding)")
+    seed: int = 1234
+    bf16: Literal["auto", "on", "off"] = Field(default="auto", description="auto: on where the GPU supports it")
+    gradient_checkpointing: Literal["auto", "on", "off"] = Field(default="auto", description="auto: on GPU only")
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    use_feedback: bool = Field(default=True, description="train on liked and corrected answers from `feedback`")
+    retrain_feedback_rows: int = Field(
+        default=50, ge=1, description="usable new feedback rows since the champion's training that make a retrain due"
+    )
+    promote_on: list[str] = Field(
+        default_factory=lambda: ["likelihood.reference_loss"],
+        min_length=1,
+        description="'<suite>.<metric>' the candidate must beat base and champion on (direction from the metric)",
+    )
+    min_improvement: float = Field(
+        default=0.02, ge=0.0, description="relative margin by which the candidate must beat each rival"
+    )
+    eval_suites: list[str] = Field(
+        default_factory=lambda: ["likelihood"],
+        description="eval suites run for base, candidate and champion (the promote_on suites at least)",
+    )
+
+    @model_validator(mode="after")
+    def _promote_on_suites_run(self) -> FinetuneSettings:
+        missing = sorted({m.partition(".")[0] for m in self.promote_on} - set(self.eval_suites))
+        if missing:
+            raise ValueError(f"promote_on names suites {missing} that eval_suites does not run")
+        return self
+
+
+class RegistrySettings(_Section):
+    """The model registry: MLflow, embedded (SQLite + local artifacts) unless `tracking_uri` names a server."""
+
+    tracking_uri: str | None = Field(
+        default=None, description="an MLflow tracking server URI; default sqlite:///<state_dir>/mlflow/mlflow.db"
+    )
+    artifact_dir: Path | None = Field(default=None, description="default <state_dir>/mlflow/artifacts")
+    experiment: str = Field(default="docs-assistant-finetune", min_length=1)
+    model_name: str = Field(default="docs-assistant-adapter", min_length=1, description="the registered model")
+
+
 class Settings(BaseSettings):
     """Everything configurable, in one place."""
 
@@ -269,6 +336,8 @@ class Settings(BaseSettings):
     validation: ValidationSettings = ValidationSettings()
     serve: ServeSettings = ServeSettings()
     evals: EvalSettings = EvalSettings()
+    finetune: FinetuneSettings = FinetuneSettings()
+    registry: RegistrySettings = RegistrySettings()
 
     @classmethod
     def settings_customise_sources(

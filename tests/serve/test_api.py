@@ -140,7 +140,8 @@ def test_chat_without_a_user_message_is_422(client) -> None:
 
 
 def test_feedback_is_appended_to_the_feature_store(client, settings) -> None:
-    answer_id = client.post("/v1/answer", json={"question": QUESTION}).json()["id"]
+    served = client.post("/v1/answer", json={"question": QUESTION}).json()
+    answer_id = served["id"]
     response = client.post("/v1/feedback", json={"answer_id": answer_id, "rating": -1, "correction": "Use the .deb"})
     assert response.status_code == 201, response.text
     feedback_id = response.json()["id"]
@@ -149,6 +150,8 @@ def test_feedback_is_appended_to_the_feature_store(client, settings) -> None:
     assert row["answer_id"] == answer_id
     assert row["rating"] == -1
     assert row["correction"] == "Use the .deb"
+    # the rated question and answer travel with the rating, so fine-tuning can learn from the correction
+    assert (row["question"], row["answer"]) == (QUESTION, served["answer"])
     assert len(row["content_hash"]) == 64
     assert row["created_at"].tzinfo is not None
 

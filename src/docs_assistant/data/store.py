@@ -49,6 +49,9 @@ SCHEMAS: dict[str, pa.Schema] = {
             pa.field("correction", pa.string()),
             pa.field("created_at", pa.timestamp("us", tz="UTC"), nullable=False),
             pa.field("content_hash", pa.string(), nullable=False),
+            # what the rated answer answered, filled in by the service: liked or corrected answers become training pairs
+            pa.field("question", pa.string()),
+            pa.field("answer", pa.string()),
         ]
     ),
     QUARANTINE: pa.schema(
@@ -141,6 +144,15 @@ class FeatureStore:
         """Create an empty table if it is missing (the service appends to `feedback` later)."""
         if self.has_table(name):
             table = self.open(name)
+            missing = [f for f in schema if f.name not in table.schema.names]
+            if missing:  # a store written before these (nullable) columns existed: add them, empty
+                if any(not f.nullable for f in missing):
+                    raise StoreError(
+                        f"table '{name}' lacks required columns {[f.name for f in missing]}",
+                        where=self.uri / f"{name}.lance",
+                        hint=_hint(self.uri),
+                    )
+                table.add_columns(missing)
             return TableChange(name, table.version, table.count_rows())
         table = self.db.create_table(name, schema=schema)
         return TableChange(name, table.version, 0)

@@ -113,7 +113,7 @@ def create_app(settings: Settings, *, embedder: Any = None, llm: Any = None) -> 
     async def feedback(body: FeedbackRequest) -> FeedbackResponse:
         import anyio
 
-        if body.answer_id not in service.answer_ids:
+        if body.answer_id not in service.answers:
             raise RefusedError(404, f"unknown answer id {body.answer_id!r} (not served recently by this process)")
         feedback_id = await anyio.to_thread.run_sync(service.append_feedback, body)
         return FeedbackResponse(id=feedback_id, answer_id=body.answer_id)

@@ -59,21 +59,27 @@ class Admission:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-class RecentIds:
-    """A bounded LRU set of the answer ids this process served (feedback may only cite those)."""
+class RecentAnswers:
+    """A bounded LRU of the answers this process served: feedback may only cite those, and the feedback
+    row keeps the question and the answer it rates, so liked and corrected answers can become training data."""
 
     def __init__(self, size: int):
         self.size = size
-        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._answers: OrderedDict[str, tuple[str, str]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def add(self, item: str) -> None:
+    def add(self, answer_id: str, question: str, text: str) -> None:
         with self._lock:
-            self._ids[item] = None
-            self._ids.move_to_end(item)
-            while len(self._ids) > self.size:
-                self._ids.popitem(last=False)
+            self._answers[answer_id] = (question, text)
+            self._answers.move_to_end(answer_id)
+            while len(self._answers) > self.size:
+                self._answers.popitem(last=False)
+
+    def get(self, answer_id: str) -> tuple[str, str] | None:
+        """(question, answer text), or None when the id was not served recently."""
+        with self._lock:
+            return self._answers.get(answer_id)
 
     def __contains__(self, item: object) -> bool:
         with self._lock:
-            return item in self._ids
+            return item in self._answers

@@ -18,7 +18,7 @@ from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 
 from docs_assistant.config import Settings
-from docs_assistant.serve.limits import Admission, DeadlineExceededError, OverloadedError, RecentIds
+from docs_assistant.serve.limits import Admission, DeadlineExceededError, OverloadedError, RecentAnswers
 from docs_assistant.serve.metrics import Metrics
 from docs_assistant.serve.schemas import FeedbackRequest
 from docs_assistant.serve.startup import Startup
@@ -87,7 +87,7 @@ class Service:
         self.metrics = Metrics()
         self.startup = Startup(settings, embedder=embedder, llm=llm, on_phase=self._phase_done)
         self.admission = Admission(s.max_concurrency, s.max_queue, s.request_timeout_s)
-        self.answer_ids = RecentIds(s.answer_ids_kept)
+        self.answers = RecentAnswers(s.answer_ids_kept)
         self.draining = threading.Event()
         self._feedback_lock = threading.Lock()
         self._feedback_table: Any = None
@@ -181,7 +181,7 @@ class Service:
         return AnswerStream(self, queue, future, answer_id)
 
     def record(self, answer: Any) -> None:
-        self.answer_ids.add(answer.id)
+        self.answers.add(answer.id, answer.question, answer.text)
         self.metrics.generated_tokens.inc(answer.tokens.get("completion", 0))
         retrieval_ms = answer.timings_ms.get("embed_ms", 0.0) + answer.timings_ms.get("search_ms", 0.0)
         self.metrics.retrieval.observe(retrieval_ms / 1000)
@@ -199,18 +199,21 @@ class Service:
 
         feedback_id = f"fb-{uuid.uuid4().hex}"
         correction = body.correction or ""
+        question, answer = self.answers.get(body.answer_id) or (None, None)
         row = {
             "id": feedback_id,
             "answer_id": body.answer_id,
             "rating": body.rating,
             "correction": body.correction,
+            "question": question,
+            "answer": answer,
             "created_at": datetime.now(UTC),
             "content_hash": sha256_text(body.answer_id, str(body.rating), correction),
         }
         with self._feedback_lock:
             if self._feedback_table is None:
                 store = FeatureStore(self.settings.paths.store_uri)
-                store.ensure_table(FEEDBACK, SCHEMAS[FEEDBACK])
+                store.ensure_table(FEEDBACK, SCHEMAS[FEEDBACK])  # adds columns an older store lacks
                 self._feedback_table = store.open(FEEDBACK)
             self._feedback_table.add(pa.Table.from_pylist([row], schema=SCHEMAS[FEEDBACK]))
         return feedback_id

@@ -277,5 +277,24 @@ def serve(
     )
 
 
+registry_app = typer.Typer(help="The model registry (MLflow): versions, aliases, retraining.", no_args_is_help=True)
+app.add_typer(registry_app, name="registry")
+
+
+@registry_app.command("retrain-due")
+@friendly_errors
+def retrain_due() -> None:
+    """Print whether enough new usable feedback arrived since the champion's training (JSON; `due=` to $GITHUB_OUTPUT)."""
+    import os
+
+    from docs_assistant.train.trigger import retrain_due as check
+
+    result = check(_settings())
+    typer.echo(json.dumps(result))
+    if os.environ.get("GITHUB_OUTPUT"):
+        with open(os.environ["GITHUB_OUTPUT"], "a", encoding="utf-8") as out:
+            out.write(f"due={str(result['due']).lower()}\n")
+
+
 def main() -> None:  # pragma: no cover - console-script entry
     sys.exit(app())

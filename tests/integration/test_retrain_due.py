@@ -43,13 +43,11 @@ def add_feedback(project, rows: list[tuple], start: int = 0) -> None:
     FeatureStore(project.settings().paths.store_uri).append_new(FEEDBACK, records)
 
 
-def retrain_due(project, threshold: int, tmp_path: Path) -> tuple[dict, str]:
+def retrain_due(project, threshold: int, tmp_path: Path, **env: str | None) -> tuple[dict, str]:
     output = tmp_path / "github_output"
     output.write_text("earlier=1\n", encoding="utf-8")
-    env = project.env() | {
-        "DOCS_ASSISTANT_FINETUNE__RETRAIN_FEEDBACK_ROWS": str(threshold),
-        "GITHUB_OUTPUT": str(output),
-    }
+    env = project.env() | {"MLFLOW_TRACKING_URI": None} | env  # None: unset, so no developer's server is asked
+    env |= {"DOCS_ASSISTANT_FINETUNE__RETRAIN_FEEDBACK_ROWS": str(threshold), "GITHUB_OUTPUT": str(output)}
     result = CliRunner().invoke(app, ["registry", "retrain-due"], env=env)
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout), output.read_text(encoding="utf-8")
@@ -76,24 +74,26 @@ def test_usable_feedback_at_the_threshold_is_due(project, tmp_path: Path) -> Non
     assert output.endswith("due=true\n")
 
 
-def test_rows_the_champion_was_trained_on_do_not_count(project, tmp_path: Path) -> None:
+@pytest.mark.parametrize("server", [False, True], ids=["state-dir-registry", "MLFLOW_TRACKING_URI"])
+def test_rows_the_champion_was_trained_on_do_not_count(project, tmp_path: Path, server: bool) -> None:
     from mlflow import MlflowClient
 
     add_feedback(project, USABLE + UNUSABLE)
-    db = project.root / "var" / "mlflow" / "mlflow.db"
+    db = (tmp_path / "server" if server else project.root / "var" / "mlflow") / "mlflow.db"
     db.parent.mkdir(parents=True)
     uri = f"sqlite:///{db}"
+    env = {"MLFLOW_TRACKING_URI": uri} if server else {}
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     name = project.settings().registry.model_name
     client.create_registered_model(name)
     first = client.create_model_version(name, source=str(tmp_path), tags={"feedback_rows": "2"})
     client.create_model_version(name, source=str(tmp_path), tags={"feedback_rows": "0"})  # newer, not champion
-    assert retrain_due(project, 1, tmp_path)[0]["trained_rows"] == 0  # no champion yet: nothing was trained on
+    assert retrain_due(project, 1, tmp_path, **env)[0]["trained_rows"] == 0  # no champion: nothing was trained on
     client.set_registered_model_alias(name, "champion", first.version)
 
-    report, _ = retrain_due(project, 2, tmp_path)
+    report, _ = retrain_due(project, 2, tmp_path, **env)
     assert report == {"due": False, "usable_rows": 3, "trained_rows": 2, "new_rows": 1, "threshold": 2}
     add_feedback(project, USABLE[:1], start=100)
-    report, output = retrain_due(project, 2, tmp_path)
+    report, output = retrain_due(project, 2, tmp_path, **env)
     assert report == {"due": True, "usable_rows": 4, "trained_rows": 2, "new_rows": 2, "threshold": 2}
     assert output.endswith("due=true\n")

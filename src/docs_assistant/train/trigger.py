@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from docs_assistant.config import Settings
@@ -42,9 +43,13 @@ def usable_rows(settings: Settings) -> int:
 
 
 def trained_rows(settings: Settings) -> int:
-    """The `feedback_rows` tag of the registry's champion version; 0 without a registry or a champion."""
-    uri = settings.registry.tracking_uri
-    if uri is None:
+    """The `feedback_rows` tag of the registry's champion version; 0 without a registry or a champion.
+
+    The registry is `registry.tracking_uri`, else MLflow's own `MLFLOW_TRACKING_URI` (what the reusable
+    workflow sets from its `tracking-uri` secret), else the embedded SQLite database under `state_dir`.
+    """
+    uri = settings.registry.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
         db = settings.paths.state_dir / "mlflow" / "mlflow.db"
         if not db.is_file():  # MlflowClient would create an empty registry
             return 0

@@ -90,4 +90,4 @@ def test_a_scheduled_run_without_new_feedback_trains_nothing(tmp_path: Path) -> 
     assert result.returncode == 0, log[-8000:]
     assert '{"due": false, "usable_rows": 0, "trained_rows": 0, "new_rows": 0, "threshold": 50}' in log
     assert "nox -s finetune" not in log  # the finetune job was skipped
-    assert "caller got" not in log
+    assert "caller got registered-version= model-name= promoted= artifact=\n" in log

@@ -79,17 +79,17 @@ def ingest() -> None:
         console.print(f"{name}: version {change['version']}, {change['rows']} rows ({state})")
 
 
-def _with_thresholds(settings: Settings, raw: str) -> Settings:
-    """`--thresholds` on top of every other source (the reusable workflow's `thresholds` input)."""
+def _with_overrides(settings: Settings, section: str, raw: str, option: str) -> Settings:
+    """A JSON object over one settings section, on top of every other source (a reusable workflow's input)."""
     from docs_assistant.errors import ConfigError
 
     try:
         override = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"not JSON: {exc.msg} at column {exc.colno}", where="--thresholds") from None
+        raise ConfigError(f"not JSON: {exc.msg} at column {exc.colno}", where=option) from None
     if not isinstance(override, dict):
-        raise ConfigError('must be a JSON object such as {"max_invalid_share": 0.02}', where="--thresholds")
-    return load_settings(validation=settings.validation.model_dump() | override)
+        raise ConfigError(f'must be a JSON object such as {{"key": value}} (settings of [{section}])', where=option)
+    return load_settings(**{section: getattr(settings, section).model_dump() | override})
 
 
 @app.command()
@@ -107,7 +107,7 @@ def validate(
 
     settings = _settings()
     if thresholds:
-        settings = _with_thresholds(settings, thresholds)
+        settings = _with_overrides(settings, "validation", thresholds, "--thresholds")
     result = run_validation(settings, data_dir)
     summary = summary_of(result)
     total = summary["counts"]["total"]
@@ -252,6 +252,41 @@ def eval_(
     if not result.passed:
         for failure in result.failures:
             console.print(f"[bold red]gate failed:[/] {failure.message}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+@friendly_errors
+def finetune(
+    overrides: Annotated[
+        str | None, typer.Option(help='JSON object overriding finetune settings, e.g. {"max_steps": 20, "rank": 8}')
+    ] = None,
+) -> None:
+    """LoRA-fine-tune the model on the train split and feedback, evaluate, register, promote if it wins."""
+    from docs_assistant.train.finetune import run_finetune
+
+    settings = _settings()
+    if overrides:
+        settings = _with_overrides(settings, "finetune", overrides, "--overrides")
+    result = run_finetune(settings, progress=lambda msg: console.print(f"finetune: {msg}", highlight=False))
+    if result is None:  # a worker process under `accelerate launch`; the main process reports
+        return
+    summary, m = result.summary, result.summary["train"]["metrics"]
+    console.print(
+        f"finetune: held-out loss {m['heldout_loss_base']:.3f} -> {m['heldout_loss']:.3f}, "
+        f"{m['tokens_per_s']:.0f} tokens/s, MFU {m['mfu']:.2%}, {m['train_seconds']:.1f} s training",
+        highlight=False,
+    )
+    registered = summary["registered"]
+    state = "promoted to champion" if summary["promoted"] else "not promoted"
+    console.print(
+        f"finetune: {registered['name']} v{registered['version']} {state}: {summary['reason']}; "
+        f"report in {result.report_dir}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if not result.passed:
+        console.print("[bold red]gate failed:[/] the adapter does not beat the base model", highlight=False)
         raise typer.Exit(1)
 
 

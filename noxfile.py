@@ -66,7 +66,14 @@ def eval_prompts(session: nox.Session) -> None:
     stage(session, "eval", *session.posargs)
 
 
-@nox.session(requires=["eval_prompts"])
+@nox.session(requires=["eval_prompts"], default=False)
+def finetune(session: nox.Session) -> None:
+    """LoRA fine-tune, evaluate against base and champion, register in MLflow (`-- --overrides '{"max_steps": 5}'`)."""
+    install_locked(session)
+    stage(session, "finetune", *session.posargs)
+
+
+@nox.session(requires=["finetune"])
 def pipeline(session: nox.Session) -> None:
     """Run every stage in order on the embedded defaults, then answer sample questions."""
     install_locked(session)

@@ -79,17 +79,17 @@ def ingest() -> None:
         console.print(f"{name}: version {change['version']}, {change['rows']} rows ({state})")
 
 
-def _with_thresholds(settings: Settings, raw: str) -> Settings:
-    """`--thresholds` on top of every other source (the reusable workflow's `thresholds` input)."""
+def _with_overrides(settings: Settings, section: str, raw: str, option: str) -> Settings:
+    """A JSON object over one settings section, on top of every other source (a reusable workflow's input)."""
     from docs_assistant.errors import ConfigError
 
     try:
         override = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"not JSON: {exc.msg} at column {exc.colno}", where="--thresholds") from None
+        raise ConfigError(f"not JSON: {exc.msg} at column {exc.colno}", where=option) from None
     if not isinstance(override, dict):
-        raise ConfigError('must be a JSON object such as {"max_invalid_share": 0.02}', where="--thresholds")
-    return load_settings(validation=settings.validation.model_dump() | override)
+        raise ConfigError(f'must be a JSON object such as {{"key": value}} (settings of [{section}])', where=option)
+    return load_settings(**{section: getattr(settings, section).model_dump() | override})
 
 
 @app.command()
@@ -107,7 +107,7 @@ def validate(
 
     settings = _settings()
     if thresholds:
-        settings = _with_thresholds(settings, thresholds)
+        settings = _with_overrides(settings, "validation", thresholds, "--thresholds")
     result = run_validation(settings, data_dir)
     summary = summary_of(result)
     total = summary["counts"]["total"]
@@ -257,6 +257,41 @@ def eval_(
 
 @app.command()
 @friendly_errors
+def finetune(
+    overrides: Annotated[
+        str | None, typer.Option(help='JSON object overriding finetune settings, e.g. {"max_steps": 20, "rank": 8}')
+    ] = None,
+) -> None:
+    """LoRA-fine-tune the model on the train split and feedback, evaluate, register, promote if it wins."""
+    from docs_assistant.train.finetune import run_finetune
+
+    settings = _settings()
+    if overrides:
+        settings = _with_overrides(settings, "finetune", overrides, "--overrides")
+    result = run_finetune(settings, progress=lambda msg: console.print(f"finetune: {msg}", highlight=False))
+    if result is None:  # a worker process under `accelerate launch`; the main process reports
+        return
+    summary, m = result.summary, result.summary["train"]["metrics"]
+    console.print(
+        f"finetune: held-out loss {m['heldout_loss_base']:.3f} -> {m['heldout_loss']:.3f}, "
+        f"{m['tokens_per_s']:.0f} tokens/s, MFU {m['mfu']:.2%}, {m['train_seconds']:.1f} s training",
+        highlight=False,
+    )
+    registered = summary["registered"]
+    state = "promoted to champion" if summary["promoted"] else "not promoted"
+    console.print(
+        f"finetune: {registered['name']} v{registered['version']} {state}: {summary['reason']}; "
+        f"report in {result.report_dir}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if not result.passed:
+        console.print("[bold red]gate failed:[/] the adapter does not beat the base model", highlight=False)
+        raise typer.Exit(1)
+
+
+@app.command()
+@friendly_errors
 def serve(
     host: Annotated[str | None, typer.Option(help="bind address (default: setting serve.host)")] = None,
     port: Annotated[int | None, typer.Option(help="port (default: setting serve.port)")] = None,
@@ -277,8 +312,98 @@ def serve(
     )
 
 
-registry_app = typer.Typer(help="The model registry (MLflow): versions, aliases, retraining.", no_args_is_help=True)
+registry_app = typer.Typer(
+    help="The model registry (MLflow): adapter versions and their aliases.", no_args_is_help=True
+)
 app.add_typer(registry_app, name="registry")
+
+
+def _key_metrics(settings: Settings, metrics: dict[str, float]) -> str:
+    """The training loss and the metrics promotion is decided on (finetune.promote_on), as 'name=value'."""
+    wanted = ["train_loss", *settings.finetune.promote_on]
+    shown = [k for k in sorted(metrics) if any(k == w or k.endswith(w) for w in wanted)]
+    return ", ".join(f"{k}={metrics[k]:.4g}" for k in shown)
+
+
+@registry_app.command("list")
+@friendly_errors
+def registry_list(as_json: Annotated[bool, typer.Option("--json", help="print the versions as JSON")] = False) -> None:
+    """Registered adapter versions with their aliases, adapter hash and key metrics."""
+    from rich.table import Table
+
+    from docs_assistant.registry import ModelRegistry
+
+    settings = _settings()
+    registry = ModelRegistry(settings)
+    versions = registry.versions()
+    if as_json:
+        typer.echo(json.dumps([v.as_dict() for v in versions], indent=2))
+        return
+    if not versions:
+        console.print(f"no versions of {registry.name!r} yet (registry at {registry.backend.tracking_uri})")
+        return
+    table = Table(title=f"{registry.name} ({registry.backend.tracking_uri})")
+    for column in ("version", "aliases", "adapter hash", "run", "base model", "key metrics"):
+        table.add_column(column, overflow="fold")
+    for v in reversed(versions):
+        base = v.tags.get("base_model", "")
+        table.add_row(
+            str(v.version),
+            ", ".join(v.aliases),
+            v.adapter_hash[:12],
+            v.run_id[:8],
+            base,
+            _key_metrics(settings, v.metrics),
+        )
+    Console().print(table)
+
+
+@registry_app.command("show")
+@friendly_errors
+def registry_show(
+    ref: Annotated[str, typer.Argument(help="a version number or an alias (candidate, champion)")],
+) -> None:
+    """One version as JSON: run, adapter hash, aliases, lineage tags and metrics."""
+    from docs_assistant.registry import ModelRegistry
+
+    registry = ModelRegistry(_settings())
+    info = registry.get(ref)
+    if info is None:
+        raise registry.unknown(ref, where=f"argument {ref!r}")
+    typer.echo(json.dumps(info.as_dict(), indent=2))
+
+
+@registry_app.command("promote")
+@friendly_errors
+def registry_promote(
+    version: Annotated[int, typer.Argument(help="the version the alias moves to")],
+    alias: Annotated[str, typer.Option(help="the alias to move")] = "champion",
+) -> None:
+    """Move an alias (default: champion) to a version; prints where it pointed before."""
+    from docs_assistant.registry import ModelRegistry
+
+    registry = ModelRegistry(_settings())
+    before = registry.get(alias)
+    registry.set_alias(alias, version)
+    old = f"v{before.version}" if before is not None else "(unset)"
+    typer.echo(f"{registry.name} {alias}: {old} -> v{version}")
+
+
+@registry_app.command("fetch")
+@friendly_errors
+def registry_fetch(
+    ref: Annotated[str, typer.Argument(help="a version number or an alias")],
+    dest: Annotated[Path, typer.Option(help="where the adapter goes (absent or empty)")],
+) -> None:
+    """Download a version's adapter and verify its hash against the one registered (exit 2 on a mismatch)."""
+    from docs_assistant.registry import ModelRegistry
+
+    registry = ModelRegistry(_settings())
+    info = registry.get(ref)
+    if info is None:
+        raise registry.unknown(ref, where=f"argument {ref!r}")
+    path = registry.fetch(info, dest)
+    typer.echo(f"{registry.name} v{info.version} -> {path} (adapter hash {info.adapter_hash}, verified)")
 
 
 @registry_app.command("retrain-due")

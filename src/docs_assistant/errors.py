@@ -74,3 +74,7 @@ class InvalidDataError(DataError):
 
     def __str__(self) -> str:
         return "\n".join(str(e) for e in self.errors)
+
+
+class RegistryError(DocsAssistantError):
+    """The model registry (MLflow) cannot be reached, lacks a version or alias, or holds a tampered adapter."""

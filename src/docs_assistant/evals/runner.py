@@ -20,6 +20,7 @@ from docs_assistant.evals.config import EvalConfig, SuiteConfig, load_dataset
 from docs_assistant.rag.guardrails import Guardrails
 from docs_assistant.rag.prompts import Prompt, PromptRegistry
 from docs_assistant.rag.retriever import Chunk
+from docs_assistant.registry.resolve import resolve_model_settings
 
 Progress = Callable[[str], None]
 #: the eval-only context that carries the planted canaries (safety suite); never part of data/
@@ -63,7 +64,9 @@ class Runner:
         self.cache = cache or EvalCache(settings.paths.state_dir / "evals" / "cache" if settings.evals.cache else None)
         self.progress = progress or (lambda _msg: None)
         self.guardrails = Guardrails(settings.guardrails)
-        self.model_id = model_identity(settings.model)
+        # an adapter alias resolves (fetch + verify) here: the identity must name the version it points to now
+        self.model_settings = resolve_model_settings(settings)
+        self.model_id = model_identity(self.model_settings)
         self.guard_id = settings.guardrails.model_dump()
         self.registry = PromptRegistry.load(settings.paths.prompts_dir)
         self.notes: list[str] = []
@@ -90,7 +93,7 @@ class Runner:
         if self._llm is None:
             from docs_assistant.rag.llm import load_llm
 
-            self._llm = load_llm(self.settings.model, self.settings.paths.models_dir)
+            self._llm = load_llm(self.model_settings, self.settings.paths.models_dir)
         return self._llm
 
     def index_state(self) -> dict[str, Any]:

@@ -70,8 +70,9 @@ class RagPipeline:
         self.retriever.embedder  # noqa: B018 - load at start-up, not inside the first answer's timings
         if llm is None:
             from docs_assistant.rag.llm import load_llm
+            from docs_assistant.registry.resolve import resolve_model_settings
 
-            llm = load_llm(settings.model, settings.paths.models_dir)
+            llm = load_llm(resolve_model_settings(settings), settings.paths.models_dir)
         self.llm = llm
         self.guardrails = Guardrails(settings.guardrails)
 

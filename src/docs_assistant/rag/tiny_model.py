@@ -30,6 +30,9 @@ TINY_CONFIG: dict[str, Any] = {
 }
 SPECIAL_TOKENS = {"pad": "<pad>", "bos": "<s>", "eos": "</s>", "unk": "<unk>"}
 SEED = 20260101
+#: std of the (tied) embedding matrix. At the default 0.02 the final RMSNorm bounds every logit to about
+#: +-1.3, so the model stays near-uniform whatever LoRA learns; at 0.2 fine-tuning can move the loss.
+EMBEDDING_STD = 0.1
 #: random weights fall into one repeated byte under greedy decoding; these keep the text varied
 GENERATION: dict[str, Any] = {"repetition_penalty": 1.3, "no_repeat_ngram_size": 3}
 
@@ -37,7 +40,7 @@ GENERATION: dict[str, Any] = {"repetition_penalty": 1.3, "no_repeat_ngram_size":
 def tiny_model_revision() -> str:
     """Content address of the recipe: the directory name and the `revision` reported in answers."""
     recipe = (TINY_CONFIG, SPECIAL_TOKENS, GENERATION)
-    return sha256_text(*(json.dumps(part, sort_keys=True) for part in recipe), str(SEED))[:12]
+    return sha256_text(*(json.dumps(part, sort_keys=True) for part in recipe), str(SEED), str(EMBEDDING_STD))[:12]
 
 
 def _byte_token(byte: int) -> str:
@@ -92,6 +95,8 @@ def build_tiny_model(target: Path) -> Path:
     )
     torch.manual_seed(SEED)
     model = LlamaForCausalLM(config)
+    with torch.no_grad():
+        model.get_input_embeddings().weight.normal_(0.0, EMBEDDING_STD)
     # Random weights emit random bytes; keep generations to printable ASCII so answers stay readable text.
     printable = {tokenizer.convert_tokens_to_ids(_byte_token(b)) for b in range(32, 127)} | {
         tokenizer.convert_tokens_to_ids(_byte_token(10))

@@ -43,10 +43,10 @@ def add_feedback(project, rows: list[tuple], start: int = 0) -> None:
     FeatureStore(project.settings().paths.store_uri).append_new(FEEDBACK, records)
 
 
-def retrain_due(project, threshold: int, tmp_path: Path, **env: str | None) -> tuple[dict, str]:
+def retrain_due(project, threshold: int, tmp_path: Path, **env: str) -> tuple[dict, str]:
     output = tmp_path / "github_output"
     output.write_text("earlier=1\n", encoding="utf-8")
-    env = project.env() | {"MLFLOW_TRACKING_URI": None} | env  # None: unset, so no developer's server is asked
+    env = project.env() | env
     env |= {"DOCS_ASSISTANT_FINETUNE__RETRAIN_FEEDBACK_ROWS": str(threshold), "GITHUB_OUTPUT": str(output)}
     result = CliRunner().invoke(app, ["registry", "retrain-due"], env=env)
     assert result.exit_code == 0, result.output
@@ -61,7 +61,13 @@ def test_no_store_and_no_registry_is_not_due_and_creates_nothing(project, tmp_pa
 
 
 def test_usable_feedback_below_the_threshold_is_not_due(project, tmp_path: Path) -> None:
-    add_feedback(project, USABLE + UNUSABLE)
+    from docs_assistant.data.ingest import ingest
+
+    ingest(project.settings())
+    held_out = json.loads((project.data / "qa" / "eval.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    # training leaves out feedback on a held-out question (it would leak the reference): it is not counted
+    leaking = (1, "A correction.", "  " + held_out["question"].upper(), "An answer.")
+    add_feedback(project, [*USABLE, *UNUSABLE, leaking])
     report, output = retrain_due(project, 4, tmp_path)
     assert report == {"due": False, "usable_rows": 3, "trained_rows": 0, "new_rows": 3, "threshold": 4}
     assert output.endswith("due=false\n")
@@ -72,6 +78,9 @@ def test_usable_feedback_at_the_threshold_is_due(project, tmp_path: Path) -> Non
     report, output = retrain_due(project, 3, tmp_path)
     assert report == {"due": True, "usable_rows": 3, "trained_rows": 0, "new_rows": 3, "threshold": 3}
     assert output.endswith("due=true\n")
+    off = project.env() | {"DOCS_ASSISTANT_FINETUNE__USE_FEEDBACK": "false"}  # feedback never trains: never due
+    result = CliRunner().invoke(app, ["registry", "retrain-due"], env=off | {"GITHUB_OUTPUT": None})
+    assert json.loads(result.stdout)["usable_rows"] == 0
 
 
 @pytest.mark.parametrize("server", [False, True], ids=["state-dir-registry", "MLFLOW_TRACKING_URI"])

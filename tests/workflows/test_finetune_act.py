@@ -7,6 +7,7 @@ that prints what the reusable workflow's outputs were when they reached the call
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from .test_prompt_evals_act import eval_repo
 pytestmark = pytest.mark.workflows
 
 TRAIN = ".github/workflows/train.yml"
+TIMEOUT = 1200  # validate, index, evals, then fine-tuning: about 6 minutes on two cores
 #: `!cancelled()`: on a dispatch check-feedback is skipped, and a skip makes every job downstream of it skip
 #: too unless the job says otherwise (GitHub does the same)
 SHOW_OUTPUTS = """
@@ -39,6 +41,8 @@ def train_repo(tmp_path: Path) -> Path:
     repo = eval_repo(tmp_path)
     with (repo / TRAIN).open("a", encoding="utf-8") as fh:
         fh.write(SHOW_OUTPUTS)
+    git = ["git", "-c", "user.name=act tests", "-c", "user.email=act@example.invalid", "-c", "commit.gpgsign=false"]
+    subprocess.run([*git, "commit", "-qam", "show the outputs"], cwd=repo, check=True, capture_output=True)
     return repo
 
 
@@ -48,11 +52,13 @@ def dispatch(tmp_path: Path, overrides: str, *extra_args: str) -> tuple[str, int
         TRAIN,
         event="workflow_dispatch",
         scratch=tmp_path / "act",
+        timeout=TIMEOUT,
         extra_args=["--input", f"overrides={overrides}", *extra_args],
     )
     return result.stdout, result.returncode
 
 
+@pytest.mark.timeout(TIMEOUT + 60)
 def test_finetune_registers_an_adapter_and_the_caller_gets_its_version(tmp_path: Path) -> None:
     # the runner is chosen by a GPU runner's labels; act maps `gpu` to this machine, which trains on CPU
     gpu_runner = ["--input", 'runs-on=["self-hosted", "gpu"]', "--platform", "gpu=-self-hosted"]

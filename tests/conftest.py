@@ -135,3 +135,73 @@ def indexed_project(project: Project, embedder: Any) -> Project:
 def full_project(tmp_path_factory: pytest.TempPathFactory, models_dir: Path, embedder: Any) -> Project:
     """All of data/, ingested and indexed once per session (read-only for tests)."""
     return ingest_and_index(make_project(tmp_path_factory.mktemp("full") / "project", models_dir, None), embedder)
+
+
+# -- model registry -------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def lora_adapters(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> list[Path]:
+    """Two real LoRA adapters of the tiny model (peft, safetensors) with different, non-zero weights."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from docs_assistant.rag.tiny_model import ensure_tiny_model
+
+    root = tmp_path_factory.mktemp("adapters")
+    base = ensure_tiny_model(models_dir)
+    made = []
+    for seed in (1, 2):
+        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+        peft_model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():  # lora_B starts at zero, which would make every adapter a no-op
+            for name, param in peft_model.named_parameters():
+                if "lora_B" in name:
+                    param.copy_(torch.randn(param.shape, generator=generator))
+        peft_model.save_pretrained(root / f"adapter-{seed}")
+        made.append(root / f"adapter-{seed}")
+    return made
+
+
+@pytest.fixture(scope="session")
+def blank_registry_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MLflow SQLite database with its schema made once (the migrations take seconds); tests copy it."""
+    from docs_assistant.config import load_settings
+    from docs_assistant.registry import ModelRegistry
+
+    state = tmp_path_factory.mktemp("blank-registry")
+    registry = ModelRegistry(load_settings(paths={"state_dir": state}))
+    registry.client.search_experiments()
+    assert registry.backend.database is not None
+    return registry.backend.database
+
+
+def with_registry(project: Project, blank_db: Path) -> Project:
+    """Give the project an empty embedded registry (a copy of the blank database)."""
+    target = project.settings().paths.state_dir / "mlflow" / "mlflow.db"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(blank_db, target)
+    return project
+
+
+def training_run(adapter: Path, step_losses: tuple[float, ...] = (3.0, 2.5, 2.0), **metrics: float) -> Any:
+    """A TrainingRun as finetune logs it: params, final and per-step metrics, lineage, the loss curve."""
+    from docs_assistant.registry import TrainingRun
+
+    curve = adapter.parent / f"{adapter.name}-loss_curve.png"
+    if not curve.exists():
+        curve.write_bytes(b"\x89PNG\r\n\x1a\n" + adapter.name.encode())
+    return TrainingRun(
+        adapter_dir=adapter,
+        params={"rank": 4, "alpha": 8, "learning_rate": 0.005, "target_modules": ["q_proj", "v_proj"]},
+        metrics={"train_loss": step_losses[-1], "tokens_per_s": 123.0} | metrics,
+        history=[{"step": i, "loss": loss, "tokens_per_s": 100.0 + i} for i, loss in enumerate(step_losses, start=1)],
+        lineage={
+            "git_sha": "0123456789abcdef",
+            "data.qa.version": "3",
+            "prompt.rag-answer@1.hash": "abc123",
+            "base_model": "tiny-random-llama",
+            "base_revision": "rev0",
+        },
+        artifacts=[curve],
+    )

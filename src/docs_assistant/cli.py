@@ -355,7 +355,7 @@ def registry_list(as_json: Annotated[bool, typer.Option("--json", help="print th
             base,
             _key_metrics(settings, v.metrics),
         )
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 200).print(table)  # piped: no folded hashes
 
 
 @registry_app.command("show")

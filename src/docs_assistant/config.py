@@ -264,9 +264,9 @@ class FinetuneSettings(_Section):
     target_modules: list[str] = Field(
         default_factory=lambda: list(ALL_LINEAR), min_length=1, description="module names LoRA wraps"
     )
-    epochs: float = Field(default=8.0, gt=0, description="passes over the training set, unless max_steps is set")
+    epochs: float = Field(default=2.0, gt=0, description="passes over the training set, unless max_steps is set")
     max_steps: int | None = Field(default=None, ge=1, description="optimizer steps; overrides epochs")
-    learning_rate: float = Field(default=5e-3, gt=0, le=1.0)
+    learning_rate: float = Field(default=1e-2, gt=0, le=1.0)
     warmup_ratio: float = Field(default=0.05, ge=0.0, lt=1.0)
     weight_decay: float = Field(default=0.0, ge=0.0)
     batch_size: int = Field(default=8, ge=1, le=4096, description="sequences per device per step")

@@ -16,10 +16,12 @@ from typing import Any
 from docs_assistant.config import Settings
 
 URI_SETTING = "setting 'registry.tracking_uri' (env DOCS_ASSISTANT_REGISTRY__TRACKING_URI, else MLFLOW_TRACKING_URI)"
-#: MLflow's own defaults phone home (telemetry) and draw progress bars; a user's explicit choice still wins
+#: MLflow's own defaults phone home (telemetry), draw progress bars and write run links to stdout (where
+#: they would corrupt a command's JSON); a user's explicit choice still wins
 QUIET_ENV = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
     "MLFLOW_LOGGING_LEVEL": "WARNING",
 }
 #: what MLflow accepts in param, metric and tag names on every platform (no colon: Windows servers refuse it)

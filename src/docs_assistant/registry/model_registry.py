@@ -356,7 +356,11 @@ class ModelRegistry:
                 shutil.rmtree(dest)  # a stale or damaged copy of ours
             elif dest.exists():
                 dest.rmdir()  # empty, checked above
-            local.rename(dest)
+            try:
+                local.rename(dest)
+            except OSError:  # another process (a second replica) put its verified copy there first
+                if not cached or _hash_or_none(dest) != info.adapter_hash:
+                    raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return dest

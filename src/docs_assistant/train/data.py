@@ -75,7 +75,10 @@ def _check(table: str, schema: Any, rows: list[dict[str, Any]], columns: tuple[s
     if len(failures):
         first = failures.iloc[0]
         index = first["index"]
-        row_id = rows[int(index)]["id"] if isinstance(index, int | float) and index == index else "?"
+        try:  # a dataframe-wide check has no row index
+            row_id = rows[int(index)]["id"]
+        except (TypeError, ValueError, IndexError):
+            row_id = "?"
         raise DataError(
             f"row {row_id!r} fails check '{first['check']}' ({len(failures)} failure(s) in all)",
             file=store.uri / f"{table}.lance",

@@ -82,7 +82,9 @@ def lineage(settings: Settings, data: TrainingData, train: TrainResult, chunks_v
     return tags | {f"data.{table}.version": str(v) for table, v in data.table_versions.items()}
 
 
-def run_finetune(settings: Settings, *, progress: Progress | None = None) -> FinetuneResult | None:
+def run_finetune(
+    settings: Settings, *, embedder: Any = None, progress: Progress | None = None
+) -> FinetuneResult | None:
     from docs_assistant.rag.embeddings import load_query_embedder
     from docs_assistant.rag.index import CHUNKS
     from docs_assistant.registry import CANDIDATE, CHAMPION, ModelRegistry, TrainingRun, adapter_hash
@@ -92,7 +94,7 @@ def run_finetune(settings: Settings, *, progress: Progress | None = None) -> Fin
     prompt = PromptRegistry.load(settings.paths.prompts_dir).get(settings.prompt.id, settings.prompt.version)
     store = FeatureStore(settings.paths.store_uri)
     chunks_version = store.open(CHUNKS).version
-    embedder = load_query_embedder(settings.embedding)
+    embedder = embedder or load_query_embedder(settings.embedding)
     say("rendering training pairs with the serving prompt and retrieval")
     data = build_training_data(settings, retrieval_renderer(settings, prompt, embedder), prompt, store)
     say(f"{len(data.train)} training pairs, {len(data.heldout)} held out; training LoRA")
@@ -134,6 +136,7 @@ def run_finetune(settings: Settings, *, progress: Progress | None = None) -> Fin
         "decision": decision.as_dict(),
         "previous_champion": champion.version if champion else None,
         "adapter_hash": digest,
+        "adapter_dir": str(train.adapter_dir),
         "run_id": run_id,
         "scores": scores,
         "train": {"metrics": train.metrics, "params": train.params, "notes": train.notes, "heldout": train.heldout},

@@ -102,7 +102,9 @@ def test_run_is_logged_with_its_lineage(trained: dict[str, Any]) -> None:
     )
     for key in ("git_sha", "base_model", "base_revision", "data.qa.version", "data.documents.version", "feedback_rows"):
         assert key in summary["lineage"]
-    assert any(k.startswith("prompt.rag-answer@1.hash") for k in summary["lineage"])
+    assert summary["lineage"]["prompt.rag-answer.v1.hash"] == summary["data"]["prompt"]["hash"]
+    assert info.tags["prompt.rag-answer.v1.hash"] == summary["data"]["prompt"]["hash"]
+    assert info.tags["git_sha"] == summary["lineage"]["git_sha"]
     assert {"tokens_per_s", "mfu", "peak_memory_mb"} <= summary["train"]["metrics"].keys()
     assert summary["train"]["metrics"]["tokens_per_s"] > 0
     report = trained["project"].root / "reports" / "finetune"

@@ -408,3 +408,7 @@ def registry_fetch(
 
 def main() -> None:  # pragma: no cover - console-script entry
     sys.exit(app())
+
+
+if __name__ == "__main__":  # `python -m docs_assistant.cli`, which `accelerate launch -m` runs
+    main()

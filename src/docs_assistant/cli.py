@@ -423,3 +423,7 @@ def retrain_due() -> None:
 
 def main() -> None:  # pragma: no cover - console-script entry
     sys.exit(app())
+
+
+if __name__ == "__main__":  # `python -m docs_assistant.cli`, which `accelerate launch -m` runs
+    main()

@@ -1,6 +1,7 @@
 """The README's main command, for real: `nox -s pipeline` in a copy of the repository, run twice.
 
-The second run changes nothing, so it must re-embed nothing and commit no new table version.
+The second run changes nothing, so it must re-embed nothing and commit no new table version, and its
+fine-tune (same data, same seed) is registered but cannot beat the champion the first run promoted.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ def nox(root: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [nox_exe, "-s", "pipeline", "--reuse-venv=yes", "--no-color"],
         cwd=root,
-        env=env | {"SAMPLE_QUESTIONS": "2"},
+        # fewer LoRA steps than the default two epochs keep CI short; the stage and its gate are the same
+        env=env | {"SAMPLE_QUESTIONS": "2", "DOCS_ASSISTANT_FINETUNE__MAX_STEPS": "6"},
         capture_output=True,
         text=True,
         timeout=1500,
@@ -53,6 +55,10 @@ def test_pipeline_answers_then_a_noop_rerun_reembeds_nothing(tmp_path: Path) -> 
     assert report(root, "retrieval")["passed"] is True
     evals = report(root, "eval_prompts")  # the committed suites and baseline, on the default model
     assert evals["passed"] is True, evals["failures"]
+    tuned = report(root, "finetune")
+    assert tuned["registered"]["version"] == 1
+    assert tuned["promoted"] is True, tuned["reason"]
+    assert (root / "reports" / "finetune" / "adapter" / "adapter_model.safetensors").is_file()
 
     second = nox(root)
     assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-4000:]
@@ -61,3 +67,7 @@ def test_pipeline_answers_then_a_noop_rerun_reembeds_nothing(tmp_path: Path) -> 
     assert warm["table_version"] == cold["table_version"]
     assert report(root, "ingest")["changed"] is False
     assert report(root, "eval_prompts")["cache"]["misses"] == 0  # every eval case reused
+    retuned = report(root, "finetune")
+    assert retuned["registered"]["version"] == 2
+    assert retuned["promoted"] is False
+    assert retuned["previous_champion"] == 1

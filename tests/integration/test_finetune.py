@@ -102,7 +102,9 @@ def test_run_is_logged_with_its_lineage(trained: dict[str, Any]) -> None:
     )
     for key in ("git_sha", "base_model", "base_revision", "data.qa.version", "data.documents.version", "feedback_rows"):
         assert key in summary["lineage"]
-    assert any(k.startswith("prompt.rag-answer@1.hash") for k in summary["lineage"])
+    assert summary["lineage"]["prompt.rag-answer.v1.hash"] == summary["data"]["prompt"]["hash"]
+    assert info.tags["prompt.rag-answer.v1.hash"] == summary["data"]["prompt"]["hash"]
+    assert info.tags["git_sha"] == summary["lineage"]["git_sha"]
     assert {"tokens_per_s", "mfu", "peak_memory_mb"} <= summary["train"]["metrics"].keys()
     assert summary["train"]["metrics"]["tokens_per_s"] > 0
     report = trained["project"].root / "reports" / "finetune"
@@ -173,3 +175,26 @@ def test_bad_overrides_name_the_option(trained: dict[str, Any]) -> None:
         done = subprocess.run([CLI, "finetune", "--overrides", bad], env=env, capture_output=True, text=True)
         assert done.returncode == 2, done.stderr
         assert said in done.stderr
+
+
+def test_the_committed_accelerate_config_trains_in_two_processes_and_registers_once(trained: dict[str, Any]) -> None:
+    """`accelerate launch` with deploy/accelerate/multi-gpu.yaml; without GPUs it runs two CPU processes (gloo)."""
+    from docs_assistant.registry import ModelRegistry
+
+    project: Project = trained["project"]
+    before = len(ModelRegistry(trained["settings"]).versions())
+    config = Path("deploy/accelerate/multi-gpu.yaml").resolve()
+    accelerate = str(Path(sys.executable).with_name("accelerate"))
+    launch = [accelerate, "launch", "--config_file", str(config), "--mixed_precision", "no", "--num_processes", "2"]
+    done = subprocess.run(
+        [*launch, "-m", "docs_assistant.cli", "finetune", "--overrides", json.dumps({"max_steps": 2})],
+        env=_env(project),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    summary = json.loads((project.root / "reports" / "finetune" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["train"]["params"]["processes"] == 2
+    assert len(ModelRegistry(trained["settings"]).versions()) == before + 1  # the main process alone registers
+    assert done.stderr.count("registered version") == 1

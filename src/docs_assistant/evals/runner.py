@@ -202,7 +202,7 @@ class Runner:
             return {"text": self.guardrails.refusal, "blocked": blocked, "context": "", "timings_ms": {}, "tokens": {}}
         retrieved = self.retrieve(question)
         chunks = [
-            _chunk(c) for c in retrieved["chunks"] + (extra or [])
+            Chunk.from_dict(c) for c in retrieved["chunks"] + (extra or [])
         ]  # extra last: nearest the question, inside the input budget
         from docs_assistant.rag.pipeline import format_context
 
@@ -324,7 +324,7 @@ class Runner:
 
         cases = []
         for row in self._rows(suite):
-            chunks = [_chunk(c) for c in self.retrieve(row["question"])["chunks"]]
+            chunks = [Chunk.from_dict(c) for c in self.retrieve(row["question"])["chunks"]]
             rendered = prompt.render(context=format_context(chunks), question=row["question"])
             key = self.cache.key("likelihood", prompt.hash, self.model_id, rendered, row["reference"])
             loss = self.cache.get(key)
@@ -351,17 +351,6 @@ def reference_loss(llm: Any, prompt: str, reference: str) -> float:
     labels[0, : ids.shape[1] - len(ref_ids)] = -100
     with torch.inference_mode():
         return float(model(input_ids=ids, labels=labels).loss)
-
-
-def _chunk(data: dict[str, Any]) -> Chunk:
-    return Chunk(
-        id=data["chunk_id"],
-        doc_id=data["doc_id"],
-        title=data["title"],
-        source=data["source"],
-        text=data["text"],
-        score=data["score"],
-    )
 
 
 def _mean(values: Any) -> float:

@@ -36,6 +36,11 @@ class Chunk:
             "score": self.score,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Chunk:
+        """`as_dict` read back, plus the text (the eval cache stores retrieved chunks with it)."""
+        return cls(data["chunk_id"], data["doc_id"], data["title"], data["source"], data["text"], data["score"])
+
 
 def _score(distance: float, metric: str) -> float:
     """Higher is better for every metric: cosine similarity, else the negated LanceDB distance."""

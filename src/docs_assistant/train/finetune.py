@@ -74,7 +74,7 @@ def lineage(settings: Settings, data: TrainingData, train: TrainResult, chunks_v
         "git_sha": git_sha(Path.cwd()),
         "base_model": str(train.params["base_model"]),
         "base_revision": str(train.params["base_revision"]),
-        f"prompt.{data.prompt['id']}@{data.prompt['version']}.hash": data.prompt["hash"],
+        f"prompt.{data.prompt['id']}.v{data.prompt['version']}.hash": data.prompt["hash"],
         "feedback_rows": str(data.feedback_rows),
         "data.chunks.version": str(chunks_version),
         "embedding_model": settings.embedding.model,

@@ -30,6 +30,12 @@ def stage(session: nox.Session, *args: str) -> None:
     session.run("docs-assistant", *args, env=OFFLINE)
 
 
+def own_posargs(session: nox.Session) -> list[str]:
+    """Arguments after `--` are for the session named with `-s`: nox hands them to the ones it `requires` too."""
+    named = session._runner.global_config.sessions or []  # nox keeps no public record of what was asked for
+    return session.posargs if session.name in named else []
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """Ruff lint and format check."""
@@ -49,7 +55,7 @@ def tests(session: nox.Session) -> None:
 def validate_data(session: nox.Session) -> None:
     """Clean and validate data/, quarantine bad rows, ingest the valid ones only if the gate passes."""
     install_locked(session)
-    stage(session, "validate", *session.posargs)
+    stage(session, "validate", *own_posargs(session))
 
 
 @nox.session(requires=["validate_data"])
@@ -63,14 +69,14 @@ def index(session: nox.Session) -> None:
 def eval_prompts(session: nox.Session) -> None:
     """Prompt evals: every suite and prompt variant, gated on thresholds and the baseline (`-- --suites safety`)."""
     install_locked(session)
-    stage(session, "eval", *session.posargs)
+    stage(session, "eval", *own_posargs(session))
 
 
 @nox.session(requires=["eval_prompts"], default=False)
 def finetune(session: nox.Session) -> None:
     """LoRA fine-tune, evaluate against base and champion, register in MLflow (`-- --overrides '{"max_steps": 5}'`)."""
     install_locked(session)
-    stage(session, "finetune", *session.posargs)
+    stage(session, "finetune", *own_posargs(session))
 
 
 @nox.session(requires=["finetune"])

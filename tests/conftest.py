@@ -33,6 +33,7 @@ def _offline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     for name in list(__import__("os").environ):
         if name.startswith("DOCS_ASSISTANT_"):
             mp.delenv(name)
+    mp.delenv("MLFLOW_TRACKING_URI", raising=False)  # the registry's fallback: no developer's server is used
     mp.setenv(CONFIG_FILE_ENV, str(empty_config))
     yield
     mp.undo()

@@ -406,6 +406,21 @@ def registry_fetch(
     typer.echo(f"{registry.name} v{info.version} -> {path} (adapter hash {info.adapter_hash}, verified)")
 
 
+@registry_app.command("retrain-due")
+@friendly_errors
+def retrain_due() -> None:
+    """Print whether enough new usable feedback arrived since the champion's training (JSON; `due=` to $GITHUB_OUTPUT)."""
+    import os
+
+    from docs_assistant.train.trigger import retrain_due as check
+
+    result = check(_settings())
+    typer.echo(json.dumps(result))
+    if os.environ.get("GITHUB_OUTPUT"):
+        with open(os.environ["GITHUB_OUTPUT"], "a", encoding="utf-8") as out:
+            out.write(f"due={str(result['due']).lower()}\n")
+
+
 def main() -> None:  # pragma: no cover - console-script entry
     sys.exit(app())
 

@@ -308,7 +308,8 @@ class RegistrySettings(_Section):
     """The model registry: MLflow, embedded (SQLite + local artifacts) unless `tracking_uri` names a server."""
 
     tracking_uri: str | None = Field(
-        default=None, description="an MLflow tracking server URI; default sqlite:///<state_dir>/mlflow/mlflow.db"
+        default=None,
+        description="an MLflow tracking server URI; default $MLFLOW_TRACKING_URI, else sqlite:///<state_dir>/mlflow/mlflow.db",
     )
     artifact_dir: Path | None = Field(default=None, description="default <state_dir>/mlflow/artifacts")
     experiment: str = Field(default="docs-assistant-finetune", min_length=1)

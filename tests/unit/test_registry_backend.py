@@ -30,6 +30,15 @@ def test_a_server_keeps_its_own_artifact_store_unless_one_is_named(tmp_path: Pat
     assert named.artifact_location == tmp_path.resolve().as_uri()
 
 
+def test_mlflow_tracking_uri_names_the_server_unless_the_setting_does(monkeypatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://from-env:5000")  # finetune.yml's tracking-uri secret
+    assert backend_of(load_settings()).tracking_uri == "http://from-env:5000"
+    setting = load_settings(registry={"tracking_uri": "http://mlflow.internal:5000"})
+    assert backend_of(setting).tracking_uri == "http://mlflow.internal:5000"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "")  # an unset secret reaches the environment as ''
+    assert backend_of(load_settings()).embedded
+
+
 def test_keys_keep_to_what_mlflow_accepts() -> None:
     assert mlflow_key("prompt.rag-answer@1.hash") == "prompt.rag-answer_1.hash"
     assert mlflow_key("data.qa.version") == "data.qa.version"

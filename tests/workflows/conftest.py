@@ -193,7 +193,7 @@ def fixture_repo(tmp_path: Path) -> Path:
 
 
 def interface_markdown(workflow: Path) -> str:
-    """The inputs and outputs tables of a reusable workflow, as `.github/workflows/README.md` shows them."""
+    """The inputs, outputs (and secrets) tables of a reusable workflow, as `.github/workflows/README.md` shows them."""
     data = yaml.safe_load(workflow.read_text(encoding="utf-8"))
     call = data.get(True, data.get("on"))["workflow_call"] or {}
     lines = ["| input | type | required | default | description |", "|---|---|---|---|---|"]
@@ -203,4 +203,8 @@ def interface_markdown(workflow: Path) -> str:
         lines.append(f"| `{name}` | {spec['type']} | {required} | {default} | {spec['description']} |")
     lines += ["", "| output | description |", "|---|---|"]
     lines += [f"| `{name}` | {spec['description']} |" for name, spec in (call.get("outputs") or {}).items()]
+    if call.get("secrets"):
+        lines += ["", "| secret | required | description |", "|---|---|---|"]
+        for name, spec in call["secrets"].items():
+            lines.append(f"| `{name}` | {'yes' if spec['required'] else 'no'} | {spec['description']} |")
     return "\n".join(lines)

@@ -49,7 +49,7 @@ WRITE_GRANTS = {
     ("ci.yml", "prompt-evals"): {"contents": "read", "pull-requests": "write"},  # the caller bounds the callee
 }
 #: reusable workflows whose nox session (and report directory) is not named like the file (the issues fixed the names)
-SESSION = {"data-validation": "validate_data", "prompt-evals": "eval_prompts"}
+SESSION = {"data-validation": "validate_data", "prompt-evals": "eval_prompts", "finetune": "finetune"}
 
 
 def steps_of(path: Path) -> list[dict[str, Any]]:
@@ -228,6 +228,12 @@ def test_setup_action_pins_match_noxw() -> None:
         pinned = re.search(rf'^{variable} = "([^"]+)"', noxw, re.M)
         assert pinned, variable
         assert inputs[f"{tool_name}-version"]["default"] == pinned[1], f"{tool_name}: action and noxw differ"
+    uv = re.search(r'^UV_VERSION = "([^"]+)"', noxw, re.M)
+    assert uv
+    for path in WORKFLOWS:  # a caller that runs the project without nox (train.yml's check) pins uv itself
+        for step in steps_of(path):
+            if str(step.get("uses", "")).startswith("astral-sh/setup-uv@"):
+                assert (step.get("with") or {}).get("version") == uv[1], f"{path.name}: uv differs from noxw"
 
 
 @pytest.mark.parametrize("path", REUSABLE, ids=lambda p: p.name)

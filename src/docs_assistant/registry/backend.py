@@ -15,7 +15,7 @@ from typing import Any
 
 from docs_assistant.config import Settings
 
-URI_SETTING = "setting 'registry.tracking_uri' (env DOCS_ASSISTANT_REGISTRY__TRACKING_URI)"
+URI_SETTING = "setting 'registry.tracking_uri' (env DOCS_ASSISTANT_REGISTRY__TRACKING_URI, else MLFLOW_TRACKING_URI)"
 #: MLflow's own defaults phone home (telemetry), draw progress bars and write run links to stdout (where
 #: they would corrupt a command's JSON); a user's explicit choice still wins
 QUIET_ENV = {
@@ -43,17 +43,22 @@ class Backend:
 
 
 def backend_of(settings: Settings) -> Backend:
-    """Defaults under `paths.state_dir`, as absolute URIs so a run logged here resolves from anywhere."""
+    """Defaults under `paths.state_dir`, as absolute URIs so a run logged here resolves from anywhere.
+
+    Without `registry.tracking_uri`, MLflow's own `MLFLOW_TRACKING_URI` names the server: it is what the
+    reusable `finetune.yml` sets from its `tracking-uri` secret, whatever the project's env prefix.
+    """
     reg = settings.registry
     mlflow_dir = settings.paths.state_dir / "mlflow"
     artifact_dir = reg.artifact_dir
-    if reg.tracking_uri is None:
+    uri = reg.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or None
+    if uri is None:
         database = (mlflow_dir / "mlflow.db").resolve()
         artifacts = (artifact_dir or mlflow_dir / "artifacts").resolve()
         return Backend(f"sqlite:///{database.as_posix()}", artifacts.as_uri(), database)
     # a server decides its own artifact store (often proxied) unless the user names one
     location = artifact_dir.resolve().as_uri() if artifact_dir is not None else None
-    return Backend(reg.tracking_uri, location, None)
+    return Backend(uri, location, None)
 
 
 def mlflow_key(key: str) -> str:

@@ -17,6 +17,8 @@ import pytest
 
 from tests.conftest import Project, ingest_and_index, make_project
 
+pytestmark = pytest.mark.training
+
 CLI = str(Path(sys.executable).with_name("docs-assistant"))
 #: few optimizer steps on a shorter context (the same format, cut from the left as serving cuts it), scored on
 #: the first eval cases: the loss falls from ~6.9 to ~4.6 nats/token within them on the tiny model

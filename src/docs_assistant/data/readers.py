@@ -7,7 +7,10 @@ file and line it came from (and the line of each front-matter key), so every fai
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,25 +89,68 @@ def _front_matter(text: str) -> tuple[dict[str, Any], str, dict[str, int]] | tup
     return meta, body, lines
 
 
+_MARKDOWN = re.compile(fnmatch.translate("*.md")).fullmatch
+
+
+def markdown_files(docs_dir: Path) -> list[str]:
+    """The paths `sorted(docs_dir.rglob("*.md"))` gives, as strings: `os.scandir` and a sort on path parts.
+
+    Same walk as pathlib's (symlinked directories are not entered, unreadable ones are skipped) and same
+    order (part by part, so `a/b.md` sorts before `a-b.md`), without a `Path` per file: on 100,000 pages
+    the pathlib walk and sort take longer than reading the files.
+    """
+    found: list[str] = []
+    pending = [str(docs_dir)]
+    while pending:
+        folder = pending.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = list(it)
+        except PermissionError:
+            continue
+        for entry in entries:
+            if _MARKDOWN(entry.name):
+                found.append(entry.path)
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                pending.append(entry.path)
+    base = len(str(docs_dir)) + 1
+    return sorted(found, key=lambda p: p[base:].split("/"))
+
+
+def _read_head(path: str, limit: int) -> bytes:
+    """At most `limit` bytes of a file (a 50 MB page is never read whole), without a file object."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        data = os.read(fd, limit)
+        while len(data) < limit and (more := os.read(fd, limit - len(data))):
+            data += more
+    finally:
+        os.close(fd)
+    return data
+
+
 def read_documents(docs_dir: Path, root: Path | None, vs: ValidationSettings) -> Read:
     read = Read()
     shown_dir = shown_path(docs_dir, root)
     if not docs_dir.is_dir():
         read.missing.append((shown_dir, "documents directory not found (set paths.data_dir or --data-dir)"))
         return read
-    paths = sorted(docs_dir.rglob("*.md"))
+    paths = markdown_files(docs_dir)
     if not paths:
         read.missing.append((shown_dir, "no *.md documents found: the data directory is empty"))
     base, prefix = len(str(docs_dir)) + 1, shown_dir + "/"  # string slicing: Path.relative_to costs 30 us a file
     for path in paths:
-        shown = prefix + str(path)[base:]
+        shown = prefix + path[base:]
         record = Record("documents", shown, 1, "")
         read.records.append(record)
         pos = len(read.records) - 1
-        with path.open("rb") as fh:  # at most one byte past the limit: a 50 MB page is never read whole
-            raw = fh.read(vs.max_document_bytes + 1)
+        raw = _read_head(path, vs.max_document_bytes + 1)  # one byte past the limit tells it is too large
         if len(raw) > vs.max_document_bytes:
-            size = path.stat().st_size
+            size = os.stat(path).st_size
             record.raw = f"<{size} bytes, not read>"
             read.problems.append(
                 ReadProblem(pos, "max_bytes", "text", f"file is {size:,} bytes, limit {vs.max_document_bytes:,}", 1)
@@ -219,7 +265,5 @@ def _field_with_replacement(text: str) -> str | None:
 
 def _last_key(prefix: str) -> str | None:
     """The field a truncated line stopped in: the last `"key":` before the error."""
-    import re
-
     keys = re.findall(r'"([^"\\]+)"\s*:', prefix)
     return keys[-1] if keys else None

@@ -22,6 +22,7 @@ import numpy as np
 from docs_assistant.config import ValidationSettings
 
 HASH_DIM = 512
+CHUNK_BYTES = 1 << 20
 Flags = dict[int, str]
 
 _MOJIBAKE = re.compile(r"Ã[\x80-\xbf]|â€|Â[\xa0-\xbf]|\ufffd")
@@ -80,10 +81,30 @@ _SPLIT = np.zeros(256, dtype=bool)
 _SPLIT[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True  # what `str.split()` splits on among ASCII characters
 
 
+def _page_chunks(sizes: Sequence[int] | np.ndarray, budget: int | None = None) -> list[slice]:
+    """Consecutive runs of pages whose sizes add up to about `budget`: the vectorised passes below work a
+    chunk at a time so their temporaries stay in cache; a pass over 100 MB of text at once spends most of
+    its time in page faults."""
+    budget = budget or CHUNK_BYTES
+    ends = np.searchsorted(np.cumsum(sizes), np.arange(budget, int(np.sum(sizes)) + budget, budget), side="right")
+    bounds = [0, *sorted(set(np.minimum(ends, len(sizes)).tolist()) - {0})]
+    if bounds[-1] != len(sizes):
+        bounds.append(len(sizes))
+    return [slice(a, b) for a, b in itertools.pairwise(bounds)]
+
+
 def _ascii_word_ids(texts: Sequence[str]) -> Words:
     """`Words` of pure-ASCII pages in numpy passes over their bytes: the same words `str.lower().split()`
     gives (ASCII lower-casing is per byte, the separator set is `_SPLIT`) and their zlib crc32, computed
     for all words at once one byte position at a time (longest words first, so each step is a slice)."""
+    parts = [_ascii_chunk_word_ids(texts[chunk]) for chunk in _page_chunks([len(t) + 1 for t in texts])]
+    return Words(
+        np.concatenate([p.counts for p in parts]) if parts else np.zeros(0, np.int64),
+        np.concatenate([p.ids for p in parts]) if parts else np.zeros(0, np.uint64),
+    )
+
+
+def _ascii_chunk_word_ids(texts: Sequence[str]) -> Words:
     joined = "\n".join(texts).lower().encode("ascii")
     buf = np.frombuffer(joined, dtype=np.uint8)
     inside = np.empty(len(buf) + 2, dtype=np.int8)
@@ -93,7 +114,8 @@ def _ascii_word_ids(texts: Sequence[str]) -> Words:
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
     lengths = ends - starts
     longest = int(lengths.max()) if len(lengths) else 0
-    by_length = np.argsort(longest - lengths.astype(np.int64) if longest >= 1 << 16 else (longest - lengths).astype(np.uint16), kind="stable")
+    key = longest - lengths if longest >= 1 << 16 else (longest - lengths).astype(np.uint16)  # radix sort
+    by_length = np.argsort(key, kind="stable")
     first_bytes, sorted_lengths = starts[by_length], lengths[by_length]
     active = np.searchsorted(-sorted_lengths, -np.arange(longest), side="left")  # words longer than j
     state = np.full(len(starts), 0xFFFFFFFF, dtype=np.uint32)
@@ -132,15 +154,16 @@ def exact_duplicates(ids: Sequence[str], texts: Sequence[str], words: Words | No
     shares are folded (`" ".join(text.lower().split())`) and compared, so the verdict is exact.
     """
     words = words if words is not None else word_ids(texts)
-    counts = words.counts
-    starts = words.starts
-    position = np.arange(len(words.ids), dtype=np.int64) - np.repeat(starts, counts)
-    powers = np.cumprod(np.full(int(counts.max()) if len(counts) else 0, 1_000_003, dtype=np.uint64)) if len(counts) else np.ones(0, np.uint64)
-    weighted = words.ids * powers[position] if len(position) else np.zeros(0, np.uint64)
+    counts, starts = words.counts, words.starts
     sums = np.zeros(len(counts), dtype=np.uint64)
-    nonempty = np.flatnonzero(counts > 0)
-    if len(nonempty):
-        sums[nonempty] = np.add.reduceat(weighted, starts[nonempty])
+    powers = np.cumprod(np.full(int(counts.max(initial=0)), 1_000_003, dtype=np.uint64))  # wraps: mod 2**64
+    for chunk in _page_chunks(counts * 8):
+        pages = np.flatnonzero(counts[chunk] > 0) + (chunk.start or 0)
+        if not len(pages):
+            continue
+        lo, hi = int(starts[pages[0]]), int(starts[pages[-1]] + counts[pages[-1]])
+        position = np.arange(lo, hi, dtype=np.int64) - np.repeat(starts[pages], counts[pages])
+        sums[pages] = np.add.reduceat(words.ids[lo:hi] * powers[position], starts[pages] - lo)
     groups: dict[tuple[int, int], list[int]] = {}
     for pos, key in enumerate(zip(counts.tolist(), sums.tolist(), strict=True)):
         groups.setdefault(key, []).append(pos)
@@ -167,15 +190,23 @@ def hashed_embeddings(texts: Sequence[str], dim: int = HASH_DIM, *, words: Words
     if not texts:
         return np.zeros((0, dim), dtype=np.float32)
     words = words if words is not None else word_ids(texts)
-    lengths, ids = words.counts, words.ids
-    doc = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
+    out = np.empty((len(texts), dim), dtype=np.float32)
+    for chunk in _page_chunks(words.counts * 8 + dim * 8):
+        part = words.take(np.arange(chunk.start, chunk.stop))
+        out[chunk] = _hashed_chunk(part.counts, part.ids, dim)
+    return out
+
+
+def _hashed_chunk(lengths: np.ndarray, ids: np.ndarray, dim: int) -> np.ndarray:
+    n = len(lengths)
+    doc = np.repeat(np.arange(n, dtype=np.int64), lengths)
     pair = doc[:-1] == doc[1:]  # bigrams never cross from one page into the next
     buckets = ((ids[:-1][pair] * np.uint64(1_000_003) + ids[1:][pair]) % np.uint64(dim)).astype(np.int64)
-    flat = np.bincount(doc[:-1][pair] * dim + buckets, minlength=len(texts) * dim)
+    flat = np.bincount(doc[:-1][pair] * dim + buckets, minlength=n * dim)
     single = np.flatnonzero(lengths == 1)  # one-word pages: the word itself
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
     flat[single * dim + (ids[starts[single]] % np.uint64(dim)).astype(np.int64)] += 1
-    out = flat.reshape(len(texts), dim).astype(np.float32)
+    out = flat.reshape(n, dim).astype(np.float32)
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     return out / np.where(norms == 0, 1.0, norms)
 
@@ -211,7 +242,7 @@ def near_duplicates(
             if not len(same):
                 break
             first, later = order[same], order[same + offset]
-            sims = np.einsum("ij,ij->i", vectors[first], vectors[later])
+            sims = _row_dots(vectors, first, later)
             better = sims > best_sim[later]
             best_sim[later[better]] = sims[better]
             best_of[later[better]] = first[better]
@@ -219,6 +250,15 @@ def near_duplicates(
         int(j): f"cosine {best_sim[j]:.3f} with document {ids[best_of[j]]!r}"
         for j in np.flatnonzero(best_sim >= threshold)
     }
+
+
+def _row_dots(vectors: np.ndarray, first: np.ndarray, later: np.ndarray, rows: int = 1024) -> np.ndarray:
+    """`vectors[first[k]] . vectors[later[k]]` for each k, `rows` pairs at a time: the same float32 sums as
+    one einsum over all pairs, without gathering two copies of 500 MB on 100,000 pages."""
+    out = np.empty(len(first), dtype=np.float32)
+    for at in range(0, len(first), rows):
+        out[at : at + rows] = np.einsum("ij,ij->i", vectors[first[at : at + rows]], vectors[later[at : at + rows]])
+    return out
 
 
 # One pass of RE2 (pyarrow) over the pure-ASCII pages finds every page in which the encoding and PII checks

@@ -10,12 +10,15 @@ which needs no model and keeps this stage fast; random-hyperplane LSH finds cand
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import unicodedata
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -23,6 +26,8 @@ from docs_assistant.config import ValidationSettings
 
 HASH_DIM = 512
 CHUNK_BYTES = 1 << 20
+THREADS = min(2, os.cpu_count() or 1)
+T = TypeVar("T")
 Flags = dict[int, str]
 
 _MOJIBAKE = re.compile(r"Ã[\x80-\xbf]|â€|Â[\xa0-\xbf]|\ufffd")
@@ -81,6 +86,14 @@ _SPLIT = np.zeros(256, dtype=bool)
 _SPLIT[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True  # what `str.split()` splits on among ASCII characters
 
 
+def _in_threads(fn: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
+    """`[fn(x) for x in items]` on `THREADS` threads: numpy releases the GIL in these passes."""
+    if THREADS < 2 or len(items) < 2:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(THREADS) as pool:
+        return list(pool.map(fn, items))
+
+
 def _page_chunks(sizes: Sequence[int] | np.ndarray, budget: int | None = None) -> list[slice]:
     """Consecutive runs of pages whose sizes add up to about `budget`: the vectorised passes below work a
     chunk at a time so their temporaries stay in cache; a pass over 100 MB of text at once spends most of
@@ -97,7 +110,7 @@ def _ascii_word_ids(texts: Sequence[str]) -> Words:
     """`Words` of pure-ASCII pages in numpy passes over their bytes: the same words `str.lower().split()`
     gives (ASCII lower-casing is per byte, the separator set is `_SPLIT`) and their zlib crc32, computed
     for all words at once one byte position at a time (longest words first, so each step is a slice)."""
-    parts = [_ascii_chunk_word_ids(texts[chunk]) for chunk in _page_chunks([len(t) + 1 for t in texts])]
+    parts = _in_threads(_ascii_chunk_word_ids, [texts[c] for c in _page_chunks([len(t) + 1 for t in texts])])
     return Words(
         np.concatenate([p.counts for p in parts]) if parts else np.zeros(0, np.int64),
         np.concatenate([p.ids for p in parts]) if parts else np.zeros(0, np.uint64),
@@ -191,9 +204,12 @@ def hashed_embeddings(texts: Sequence[str], dim: int = HASH_DIM, *, words: Words
         return np.zeros((0, dim), dtype=np.float32)
     words = words if words is not None else word_ids(texts)
     out = np.empty((len(texts), dim), dtype=np.float32)
-    for chunk in _page_chunks(words.counts * 8 + dim * 8):
+
+    def fill(chunk: slice) -> None:
         part = words.take(np.arange(chunk.start, chunk.stop))
         out[chunk] = _hashed_chunk(part.counts, part.ids, dim)
+
+    _in_threads(fill, _page_chunks(words.counts * 8 + dim * 8))
     return out
 
 
@@ -256,8 +272,11 @@ def _row_dots(vectors: np.ndarray, first: np.ndarray, later: np.ndarray, rows: i
     """`vectors[first[k]] . vectors[later[k]]` for each k, `rows` pairs at a time: the same float32 sums as
     one einsum over all pairs, without gathering two copies of 500 MB on 100,000 pages."""
     out = np.empty(len(first), dtype=np.float32)
-    for at in range(0, len(first), rows):
+
+    def fill(at: int) -> None:
         out[at : at + rows] = np.einsum("ij,ij->i", vectors[first[at : at + rows]], vectors[later[at : at + rows]])
+
+    _in_threads(fill, range(0, len(first), rows))
     return out
 
 

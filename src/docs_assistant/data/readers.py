@@ -19,7 +19,7 @@ import yaml
 
 from docs_assistant.config import ValidationSettings
 from docs_assistant.data.clean import clean_body, normalize_field
-from docs_assistant.data.corpus import load_front_matter
+from docs_assistant.data.corpus import _NOT_STRINGS, _PLAIN_LINE, load_front_matter
 
 RAW_LIMIT = 65_536  # characters of the original row kept in the quarantine table
 FRONT_MATTER = ("id", "title", "source")
@@ -74,6 +74,9 @@ def _front_matter(text: str) -> tuple[dict[str, Any], str, dict[str, int]] | tup
     if end < 0:
         return None, "front matter is not closed by a '---' line", "front_matter"
     header, body = text[4:end], text[end + 5 :]
+    plain = _plain_front_matter(header)
+    if plain is not None:
+        return plain[0], body, plain[1]
     try:
         meta = load_front_matter(header)
     except yaml.YAMLError as exc:
@@ -131,6 +134,20 @@ def _read_head(path: str, limit: int) -> bytes:
     finally:
         os.close(fd)
     return data
+
+
+def _plain_front_matter(header: str) -> tuple[dict[str, Any], dict[str, int]] | None:
+    """`load_front_matter`'s no-YAML case and the key lines in one pass; None when a row needs YAML."""
+    meta: dict[str, Any] = {}
+    lines: dict[str, int] = {}
+    for number, row in enumerate(header.split("\n"), start=2):
+        m = _PLAIN_LINE.match(row)
+        if not m or m.group(1) in meta or m.group(2).strip().lower() in _NOT_STRINGS:
+            return None
+        meta[m.group(1)] = m.group(2).strip()
+        lines[m.group(1)] = number
+    lines["text"] = header.count("\n") + 4
+    return meta, lines
 
 
 def read_documents(docs_dir: Path, root: Path | None, vs: ValidationSettings) -> Read:

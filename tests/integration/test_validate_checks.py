@@ -117,3 +117,55 @@ def test_markdown_files_are_what_sorted_rglob_gives(tmp_path: Path) -> None:
     (docs / "link").symlink_to(docs / "a")  # pathlib does not walk into symlinked directories
     (docs / "lnk.md").symlink_to(docs / "a.md")
     assert markdown_files(docs) == [str(p) for p in sorted(docs.rglob("*.md"))]
+
+
+def test_each_contract_runs_its_checks_column_by_column_in_order() -> None:
+    """Failures are reported (and quarantined) in this order; the column factory must keep it."""
+    from docs_assistant.data import schemas
+
+    vs = ValidationSettings()
+    found = {
+        name: {col: [c.name for c in column.checks] for col, column in schema.columns.items()}
+        for name, schema in {
+            "documents": schemas.document_schema(vs),
+            "qa": schemas.qa_schema(vs, set()),
+            "feedback": schemas.feedback_schema(),
+            "chunks": schemas.chunk_schema(set()),
+        }.items()
+    }
+    extra = {"extra": ["no_extra_fields"]}
+    assert found == {
+        "documents": {
+            "id": ["is_text", "doc_id_format", "unique_id"],
+            "title": ["is_text", "title_length"],
+            "source": ["is_text", "source_format"],
+            "text": ["is_text", "text_length"],
+            "updated": ["updated_date"],
+            **extra,
+        },
+        "qa": {
+            "id": ["is_text", "unique_id"],
+            "split": ["isin"],
+            "question": ["is_text", "question_length"],
+            "answer": ["is_text", "answer_length"],
+            "doc_ids": ["doc_id_list", "cited_docs_exist"],
+            **extra,
+        },
+        "feedback": {
+            "id": ["is_text", "unique_id"],
+            "answer_id": ["answer_id_format"],
+            "rating": ["rating_range"],
+            "correction": ["optional_text"],
+            "created_at": ["timestamp"],
+            **extra,
+        },
+        "chunks": {
+            "id": ["is_text", "unique_id"],
+            "doc_id": ["is_text", "doc_exists"],
+            "text": ["chunk_not_empty"],
+            **extra,
+        },
+    }
+    assert [c.name for c in schemas.qa_schema(vs, set()).checks] == ["question_in_both_splits"]
+    nullable = {col for col, c in schemas.document_schema(vs).columns.items() if c.nullable}
+    assert nullable == {"updated"}

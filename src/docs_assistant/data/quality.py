@@ -5,6 +5,11 @@ whether a flag quarantines the row and whether the flagged share fails the gate.
 embeddings: the rows' own (from `data/embeddings/`) where given, else a hashed word-bigram embedding,
 which needs no model and keeps this stage fast; random-hyperplane LSH finds candidate pairs so
 100,000 documents are not compared pairwise.
+
+Nothing here loops over pages in Python when it can be avoided: words are hashed in numpy passes over the
+pages' bytes, one RE2 `screen` picks the few pages the encoding and PII regexes must read, and big passes
+run in ~1 MB chunks. Each fast path gives exactly what the plain per-page code gives
+(`tests/integration/test_validate_checks.py` compares them).
 """
 
 from __future__ import annotations

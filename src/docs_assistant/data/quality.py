@@ -5,23 +5,34 @@ whether a flag quarantines the row and whether the flagged share fails the gate.
 embeddings: the rows' own (from `data/embeddings/`) where given, else a hashed word-bigram embedding,
 which needs no model and keeps this stage fast; random-hyperplane LSH finds candidate pairs so
 100,000 documents are not compared pairwise.
+
+Nothing here loops over pages in Python when it can be avoided: words are hashed in numpy passes over the
+pages' bytes, one RE2 `screen` picks the few pages the encoding and PII regexes must read, and big passes
+run in ~1 MB chunks. Each fast path gives exactly what the plain per-page code gives
+(`tests/integration/test_validate_checks.py` compares them).
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
+import os
 import re
 import unicodedata
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any, TypeVar
 
 import numpy as np
 
 from docs_assistant.config import ValidationSettings
 
 HASH_DIM = 512
+CHUNK_BYTES = 1 << 20
+THREADS = min(2, os.cpu_count() or 1)
+T = TypeVar("T")
 Flags = dict[int, str]
 
 _MOJIBAKE = re.compile(r"Ã[\x80-\xbf]|â€|Â[\xa0-\xbf]|\ufffd")
@@ -37,21 +48,27 @@ _TOKEN_EDGES = "\"'`()[]{}<>,;:.!?"
 
 
 def words_of(texts: Iterable[str]) -> list[list[str]]:
-    """Lower-cased words of each text: split once, shared by the checks below."""
+    """Lower-cased words of each text, as `str.split` finds them."""
     return [t.lower().split() for t in texts]
 
 
-def exact_duplicates(ids: Sequence[str], words: Sequence[list[str]]) -> Flags:
-    """Later pages with the same case- and whitespace-folded text as an earlier one."""
-    first: dict[bytes, str] = {}
-    flags: Flags = {}
-    for pos, (doc_id, page) in enumerate(zip(ids, words, strict=True)):
-        key = hashlib.blake2b(" ".join(page).encode("utf-8"), digest_size=16).digest()
-        if key in first:
-            flags[pos] = f"same text as document {first[key]!r}"
-        else:
-            first[key] = doc_id
-    return flags
+@dataclass(frozen=True)
+class Words:
+    """The lower-cased words of each page as crc32 ids: page i's are `ids[starts[i] : starts[i] + counts[i]]`."""
+
+    counts: np.ndarray  # int64, words per page
+    ids: np.ndarray  # uint64, crc32 of each word's UTF-8, page after page
+
+    @property
+    def starts(self) -> np.ndarray:
+        return (np.cumsum(self.counts) - self.counts).astype(np.int64)
+
+    def take(self, pages: Sequence[int] | np.ndarray) -> Words:
+        """The words of these pages, in this order."""
+        pages = np.asarray(pages, dtype=np.int64)
+        counts = self.counts[pages]
+        moved = np.repeat(self.starts[pages] - Words(counts, self.ids).starts, counts)
+        return Words(counts, self.ids[moved + np.arange(len(moved), dtype=np.int64)])
 
 
 class _WordHashes(dict[str, int]):
@@ -62,9 +79,127 @@ class _WordHashes(dict[str, int]):
         return value
 
 
-def hashed_embeddings(
-    texts: Sequence[str], dim: int = HASH_DIM, *, words: Sequence[list[str]] | None = None
-) -> np.ndarray:
+def _crc_table() -> np.ndarray:
+    table = np.arange(256, dtype=np.uint32)
+    for _ in range(8):
+        table = np.where(table & 1, (table >> 1) ^ np.uint32(0xEDB88320), table >> 1).astype(np.uint32)
+    return table
+
+
+_CRC32 = _crc_table()  # zlib's CRC-32 (reflected 0xEDB88320), one byte at a time
+_SPLIT = np.zeros(256, dtype=bool)
+_SPLIT[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True  # what `str.split()` splits on among ASCII characters
+
+
+def _in_threads(fn: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
+    """`[fn(x) for x in items]` on `THREADS` threads: numpy releases the GIL in these passes."""
+    if THREADS < 2 or len(items) < 2:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(THREADS) as pool:
+        return list(pool.map(fn, items))
+
+
+def _page_chunks(sizes: Sequence[int] | np.ndarray, budget: int | None = None) -> list[slice]:
+    """Consecutive runs of pages whose sizes add up to about `budget`: the vectorised passes below work a
+    chunk at a time so their temporaries stay in cache; a pass over 100 MB of text at once spends most of
+    its time in page faults."""
+    budget = budget or CHUNK_BYTES
+    ends = np.searchsorted(np.cumsum(sizes), np.arange(budget, int(np.sum(sizes)) + budget, budget), side="right")
+    bounds = [0, *sorted(set(np.minimum(ends, len(sizes)).tolist()) - {0})]
+    if bounds[-1] != len(sizes):
+        bounds.append(len(sizes))
+    return [slice(a, b) for a, b in itertools.pairwise(bounds)]
+
+
+def _ascii_word_ids(texts: Sequence[str]) -> Words:
+    """`Words` of pure-ASCII pages in numpy passes over their bytes: the same words `str.lower().split()`
+    gives (ASCII lower-casing is per byte, the separator set is `_SPLIT`) and their zlib crc32, computed
+    for all words at once one byte position at a time (longest words first, so each step is a slice)."""
+    parts = _in_threads(_ascii_chunk_word_ids, [texts[c] for c in _page_chunks([len(t) + 1 for t in texts])])
+    return Words(
+        np.concatenate([p.counts for p in parts]) if parts else np.zeros(0, np.int64),
+        np.concatenate([p.ids for p in parts]) if parts else np.zeros(0, np.uint64),
+    )
+
+
+def _ascii_chunk_word_ids(texts: Sequence[str]) -> Words:
+    joined = "\n".join(texts).lower().encode("ascii")
+    buf = np.frombuffer(joined, dtype=np.uint8)
+    inside = np.empty(len(buf) + 2, dtype=np.int8)
+    inside[0] = inside[-1] = 0
+    inside[1:-1] = ~_SPLIT[buf]
+    edges = np.diff(inside)
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    lengths = ends - starts
+    longest = int(lengths.max()) if len(lengths) else 0
+    key = longest - lengths if longest >= 1 << 16 else (longest - lengths).astype(np.uint16)  # radix sort
+    by_length = np.argsort(key, kind="stable")
+    first_bytes, sorted_lengths = starts[by_length], lengths[by_length]
+    active = np.searchsorted(-sorted_lengths, -np.arange(longest), side="left")  # words longer than j
+    state = np.full(len(starts), 0xFFFFFFFF, dtype=np.uint32)
+    for j in range(longest):
+        k = int(active[j])
+        crc = state[:k]
+        state[:k] = _CRC32[(crc ^ buf[first_bytes[:k] + j]) & 0xFF] ^ (crc >> 8)
+    ids = np.empty(len(starts), dtype=np.uint64)
+    ids[by_length] = state ^ np.uint32(0xFFFFFFFF)
+    page_starts = np.cumsum([0, *(len(t) + 1 for t in texts[:-1])]) if texts else np.zeros(0, np.int64)
+    first_word = np.searchsorted(starts, page_starts)
+    counts = np.diff(np.append(first_word, len(starts))).astype(np.int64)
+    return Words(counts, ids)
+
+
+def word_ids(texts: Sequence[str]) -> Words:
+    """`Words` of every page: pure-ASCII pages vectorised, the others (Unicode lower-casing and spaces) by
+    `str.lower().split()`; both give the ids `zlib.crc32(word.encode())` of the same words."""
+    ascii_pos = [i for i, t in enumerate(texts) if t.isascii()]
+    fast = _ascii_word_ids([texts[i] for i in ascii_pos])
+    if len(ascii_pos) == len(texts):
+        return fast
+    other_pos = [i for i, t in enumerate(texts) if not t.isascii()]
+    hashes = _WordHashes()
+    other_words = words_of(texts[i] for i in other_pos)
+    other_counts = np.fromiter(map(len, other_words), dtype=np.int64, count=len(other_words))
+    other_ids = np.fromiter(map(hashes.__getitem__, itertools.chain.from_iterable(other_words)), dtype=np.uint64)
+    both = Words(np.concatenate([fast.counts, other_counts]), np.concatenate([fast.ids, other_ids]))
+    return both.take(np.argsort(np.array(ascii_pos + other_pos, dtype=np.int64), kind="stable"))
+
+
+def exact_duplicates(ids: Sequence[str], texts: Sequence[str], words: Words | None = None) -> Flags:
+    """Later pages with the same case- and whitespace-folded text as an earlier one.
+
+    Pages are grouped by a fingerprint of their word ids first; only pages whose fingerprint an earlier page
+    shares are folded (`" ".join(text.lower().split())`) and compared, so the verdict is exact.
+    """
+    words = words if words is not None else word_ids(texts)
+    counts, starts = words.counts, words.starts
+    sums = np.zeros(len(counts), dtype=np.uint64)
+    powers = np.cumprod(np.full(int(counts.max(initial=0)), 1_000_003, dtype=np.uint64))  # wraps: mod 2**64
+    for chunk in _page_chunks(counts * 8):
+        pages = np.flatnonzero(counts[chunk] > 0) + (chunk.start or 0)
+        if not len(pages):
+            continue
+        lo, hi = int(starts[pages[0]]), int(starts[pages[-1]] + counts[pages[-1]])
+        position = np.arange(lo, hi, dtype=np.int64) - np.repeat(starts[pages], counts[pages])
+        sums[pages] = np.add.reduceat(words.ids[lo:hi] * powers[position], starts[pages] - lo)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for pos, key in enumerate(zip(counts.tolist(), sums.tolist(), strict=True)):
+        groups.setdefault(key, []).append(pos)
+    flags: Flags = {}
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        first: dict[str, str] = {}
+        for pos in members:
+            key = " ".join(texts[pos].lower().split())
+            if key in first:
+                flags[pos] = f"same text as document {first[key]!r}"
+            else:
+                first[key] = ids[pos]
+    return dict(sorted(flags.items()))
+
+
+def hashed_embeddings(texts: Sequence[str], dim: int = HASH_DIM, *, words: Words | None = None) -> np.ndarray:
     """Unit-length bag of word bigrams hashed into `dim` buckets: cheap, deterministic, model-free.
 
     Bigrams, not words or character trigrams: on the sample corpus they keep distinct pages below 0.55
@@ -72,19 +207,27 @@ def hashed_embeddings(
     """
     if not texts:
         return np.zeros((0, dim), dtype=np.float32)
-    hashes = _WordHashes()
-    words = words if words is not None else words_of(texts)
-    lengths = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
-    total = int(lengths.sum())
-    ids = np.fromiter(map(hashes.__getitem__, itertools.chain.from_iterable(words)), dtype=np.uint64, count=total)
-    doc = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
+    words = words if words is not None else word_ids(texts)
+    out = np.empty((len(texts), dim), dtype=np.float32)
+
+    def fill(chunk: slice) -> None:
+        part = words.take(np.arange(chunk.start, chunk.stop))
+        out[chunk] = _hashed_chunk(part.counts, part.ids, dim)
+
+    _in_threads(fill, _page_chunks(words.counts * 8 + dim * 8))
+    return out
+
+
+def _hashed_chunk(lengths: np.ndarray, ids: np.ndarray, dim: int) -> np.ndarray:
+    n = len(lengths)
+    doc = np.repeat(np.arange(n, dtype=np.int64), lengths)
     pair = doc[:-1] == doc[1:]  # bigrams never cross from one page into the next
     buckets = ((ids[:-1][pair] * np.uint64(1_000_003) + ids[1:][pair]) % np.uint64(dim)).astype(np.int64)
-    flat = np.bincount(doc[:-1][pair] * dim + buckets, minlength=len(texts) * dim)
+    flat = np.bincount(doc[:-1][pair] * dim + buckets, minlength=n * dim)
     single = np.flatnonzero(lengths == 1)  # one-word pages: the word itself
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
     flat[single * dim + (ids[starts[single]] % np.uint64(dim)).astype(np.int64)] += 1
-    out = flat.reshape(len(texts), dim).astype(np.float32)
+    out = flat.reshape(n, dim).astype(np.float32)
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     return out / np.where(norms == 0, 1.0, norms)
 
@@ -120,7 +263,7 @@ def near_duplicates(
             if not len(same):
                 break
             first, later = order[same], order[same + offset]
-            sims = np.einsum("ij,ij->i", vectors[first], vectors[later])
+            sims = _row_dots(vectors, first, later)
             better = sims > best_sim[later]
             best_sim[later[better]] = sims[better]
             best_of[later[better]] = first[better]
@@ -130,9 +273,52 @@ def near_duplicates(
     }
 
 
-def encoding_problems(texts: Iterable[str]) -> Flags:
+def _row_dots(vectors: np.ndarray, first: np.ndarray, later: np.ndarray, rows: int = 1024) -> np.ndarray:
+    """`vectors[first[k]] . vectors[later[k]]` for each k, `rows` pairs at a time: the same float32 sums as
+    one einsum over all pairs, without gathering two copies of 500 MB on 100,000 pages."""
+    out = np.empty(len(first), dtype=np.float32)
+
+    def fill(at: int) -> None:
+        out[at : at + rows] = np.einsum("ij,ij->i", vectors[first[at : at + rows]], vectors[later[at : at + rows]])
+
+    _in_threads(fill, range(0, len(first), rows))
+    return out
+
+
+# One pass of RE2 (pyarrow) over the pure-ASCII pages finds every page in which the encoding and PII checks
+# below could find anything; only those, and every page with non-ASCII text, are checked one by one with
+# Python's `re`. On ASCII text each alternative matches exactly what the check's own pattern needs to match
+# (`\d` is [0-9]; `str.split` whitespace is [\t-\r\x1c-\x20]), so a page the screen passes has no finding.
+_SCREEN = "|".join(
+    (
+        r"[0-9][0-9 ()-]{8,}[0-9]",  # _PHONE
+        _KEYS.pattern,
+        r"[^\t-\r\x1c-\x20]{32,}",  # a token long enough for _key_like
+        "@",  # _EMAIL
+        _CONTROL.pattern,  # (_MOJIBAKE needs non-ASCII text)
+    )
+)
+
+
+def screen(texts: Sequence[str]) -> list[int]:
+    """Positions of the pages the encoding and PII checks must look at: see `_SCREEN`."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ascii_pos = [i for i, t in enumerate(texts) if t.isascii()]
+    found = set(range(len(texts))).difference(ascii_pos)
+    if ascii_pos:
+        hits = pc.match_substring_regex(pa.array([texts[i] for i in ascii_pos], pa.large_string()), _SCREEN)
+        found.update(ascii_pos[i] for i in np.flatnonzero(hits.to_numpy(zero_copy_only=False)))
+    return sorted(found)
+
+
+def encoding_problems(texts: Sequence[str], candidates: Iterable[int] | None = None) -> Flags:
+    """Replacement characters, mojibake and control characters; `candidates`: the pages to look at
+    (default `screen(texts)`), any other page has none."""
     flags: Flags = {}
-    for pos, text in enumerate(texts):
+    for pos in screen(texts) if candidates is None else candidates:
+        text = texts[pos]
         if not text.isascii() and (m := _MOJIBAKE.search(text)):
             flags[pos] = f"replacement or mojibake characters {m.group()!r} at offset {m.start()}"
         elif m := _CONTROL.search(text):
@@ -178,13 +364,13 @@ def _key_like(candidate: str) -> bool:
     return classes == 3 and len(set(candidate)) >= 16
 
 
-def pii_findings(
-    texts: Sequence[str], vs: ValidationSettings, *, words: Sequence[list[str]] | None = None
-) -> Flags:
+def pii_findings(texts: Sequence[str], vs: ValidationSettings, candidates: Iterable[int] | None = None) -> Flags:
+    """Emails (outside the allowed and reserved domains), phone numbers and key-like strings; `candidates`:
+    the pages to look at (default `screen(texts)`), any other page has none."""
     allowed = {d.lower() for d in vs.pii_allowed_email_domains}
     flags: Flags = {}
-    longest = [max(map(len, w), default=0) for w in (words if words is not None else words_of(texts))]
-    for pos, text in enumerate(texts):
+    for pos in screen(texts) if candidates is None else candidates:
+        text = texts[pos]
         found: list[str] = []
         if "@" in text:
             found += [
@@ -194,9 +380,8 @@ def pii_findings(
             ]
         found += ["phone number" for m in _PHONE.finditer(text) if _phone_like(text, m)]
         found += ["key-like string" for _ in _KEYS.finditer(text)]
-        if longest[pos] >= 32:
-            tokens = (t.strip(_TOKEN_EDGES) for t in text.split())
-            found += ["key-like string" for t in tokens if len(t) >= 32 and _key_like(t)]
+        tokens = (t.strip(_TOKEN_EDGES) for t in text.split())
+        found += ["key-like string" for t in tokens if len(t) >= 32 and _key_like(t)]
         if found:
             kinds = sorted(set(found))
             flags[pos] = f"{', '.join(kinds)} found ({len(found)} in all)"

@@ -132,10 +132,11 @@ class ValidationResult:
 
 def _frame(records: list[Record], columns: tuple[str, ...]) -> pd.DataFrame:
     """The parsed records, indexed by their position among all records of their kind."""
-    rows = [(i, r.values) for i, r in enumerate(records) if r.values is not None]
-    frame = pd.DataFrame(
-        [[values.get(c) for c in columns] for _, values in rows],
-        index=[i for i, _ in rows],
+    index = [i for i, r in enumerate(records) if r.values is not None]
+    values = [records[i].values for i in index]
+    frame = pd.DataFrame(  # column by column: a list per column, not a list per row
+        {c: pd.Series([v.get(c) for v in values], index=index, dtype=object) for c in columns},  # type: ignore[union-attr]
+        index=index,
         columns=list(columns),
         dtype=object,
     )
@@ -291,15 +292,17 @@ def validate(settings: Settings, data_dir: Path | None = None) -> ValidationResu
     ok = [i for i in range(len(docs.records)) if i not in bad_docs]
     texts = [docs.records[i].values["text"] for i in ok]  # type: ignore[index]
     ids = [docs.records[i].values["id"] for i in ok]  # type: ignore[index]
-    words = dict(zip(ok, quality.words_of(texts), strict=True))
+    words = quality.word_ids(texts)  # shared by the duplicate check and the hashed embeddings
+    screened = quality.screen(texts)  # the only pages that can have encoding or PII findings
     n = len(docs.records)
     for name, flags, share in (
-        ("duplicate_content", quality.exact_duplicates(ids, list(words.values())), vs.max_duplicate_share),
-        ("encoding", quality.encoding_problems(texts), vs.max_encoding_share),
-        ("pii", quality.pii_findings(texts, vs, words=list(words.values())), vs.max_pii_share),
+        ("duplicate_content", quality.exact_duplicates(ids, texts, words), vs.max_duplicate_share),
+        ("encoding", quality.encoding_problems(texts, screened), vs.max_encoding_share),
+        ("pii", quality.pii_findings(texts, vs, screened), vs.max_pii_share),
     ):
         checks.flags("documents", name, docs.records, ok, flags, quarantines=True, max_share=share)
     bad_docs = {f.record for f in checks_failures(checks, "documents")}
+    checked = {pos: k for k, pos in enumerate(ok)}
     ok = [i for i in range(n) if i not in bad_docs]
     doc_ids = {docs.records[i].values["id"] for i in ok}  # type: ignore[index]
 
@@ -325,7 +328,7 @@ def validate(settings: Settings, data_dir: Path | None = None) -> ValidationResu
     if given and all(d in given for d in ok_ids):  # mixing two embedding spaces would compare nonsense
         vectors = _vectors(embeddings.records, [given[d] for d in ok_ids])
     else:
-        vectors = quality.hashed_embeddings(ok_texts, words=[words[i] for i in ok])
+        vectors = quality.hashed_embeddings(ok_texts, words=words.take([checked[i] for i in ok]))
     for name, flags, share in (
         ("near_duplicate", quality.near_duplicates(ok_ids, vectors, vs.near_duplicate_similarity), vs.max_near_duplicate_share),
         ("language", quality.script_problems(ok_texts, vs), vs.max_language_share),

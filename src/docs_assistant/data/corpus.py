@@ -35,6 +35,8 @@ def load_front_matter(header: str) -> Any:
             return yaml.load(header, Loader=SAFE_LOADER)  # noqa: S506 - a safe loader
         meta[m.group(1)] = m.group(2).strip()
     return meta
+
+
 DOC_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$")
 FRONT_MATTER_KEYS = ("id", "title", "source")
 OPTIONAL_FRONT_MATTER_KEYS = ("updated",)  # a date; the validate stage flags stale pages by it
@@ -151,9 +153,7 @@ def parse_document(path: Path, root: Path | None = None, boilerplate: tuple[str,
         raise DataError(f"unknown front-matter keys {unknown}", file=shown, line=2, field=unknown[0])
     doc_id = str(meta["id"]).strip()
     if not DOC_ID.match(doc_id):
-        raise DataError(
-            f"invalid id {doc_id!r}: use lowercase letters, digits and '-'", file=shown, line=2, field="id"
-        )
+        raise DataError(f"invalid id {doc_id!r}: use lowercase letters, digits and '-'", file=shown, line=2, field="id")
     text = clean_body(body, boilerplate)
     if not text:
         raise DataError("document body is empty", file=shown, line=header.count("\n") + 3, field="text")

@@ -35,9 +35,7 @@ def ingest(settings: Settings, corpus: Corpus | None = None) -> dict[str, Any]:
     if summary["changed"]:
         _append_log(settings, summary)
     rows = [(c.table, c.version, c.rows, c.inserted, c.updated, c.deleted) for c in changes]
-    markdown = "## Ingest\n\n" + markdown_table(
-        ["table", "version", "rows", "inserted", "updated", "deleted"], rows
-    )
+    markdown = "## Ingest\n\n" + markdown_table(["table", "version", "rows", "inserted", "updated", "deleted"], rows)
     write_report(settings.paths.reports_dir, STAGE, summary, markdown + "\n")
     return summary
 

@@ -192,7 +192,8 @@ def read_documents(docs_dir: Path, root: Path | None, vs: ValidationSettings) ->
         if meta is None:
             read.problems.append(ReadProblem(pos, "front_matter", str(lines), str(body), 1))
             continue
-        assert isinstance(lines, dict) and isinstance(body, str)
+        assert isinstance(lines, dict)
+        assert isinstance(body, str)
         allowed = (*FRONT_MATTER, *FRONT_MATTER_OPTIONAL)
         title = meta.get("title")
         record.line = 2

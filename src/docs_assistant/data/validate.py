@@ -9,7 +9,6 @@ one commit; when it fails the feature tables are not touched. Rows in = valid + 
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from docs_assistant.config import Settings, ValidationSettings
+from docs_assistant.config import Settings
 from docs_assistant.data import quality, schemas
 from docs_assistant.data.readers import (
     EMBEDDING_FIELDS,
@@ -330,7 +329,11 @@ def validate(settings: Settings, data_dir: Path | None = None) -> ValidationResu
     else:
         vectors = quality.hashed_embeddings(ok_texts, words=words.take([checked[i] for i in ok]))
     for name, flags, share in (
-        ("near_duplicate", quality.near_duplicates(ok_ids, vectors, vs.near_duplicate_similarity), vs.max_near_duplicate_share),
+        (
+            "near_duplicate",
+            quality.near_duplicates(ok_ids, vectors, vs.near_duplicate_similarity),
+            vs.max_near_duplicate_share,
+        ),
         ("language", quality.script_problems(ok_texts, vs), vs.max_language_share),
         ("stale", quality.stale([docs.records[i].values["updated"] for i in ok], vs), vs.max_stale_share),  # type: ignore[index]
     ):
@@ -348,7 +351,12 @@ def validate(settings: Settings, data_dir: Path | None = None) -> ValidationResu
     return ValidationResult(
         run_id=uuid.uuid4().hex[:12],
         data_dir=str(data_dir),
-        records={"documents": docs.records, "qa": qa.records, "feedback": feedback.records, "embeddings": embeddings.records},
+        records={
+            "documents": docs.records,
+            "qa": qa.records,
+            "feedback": feedback.records,
+            "embeddings": embeddings.records,
+        },
         checks=checks.results,
         contracts=checks.contracts,
         fatal=fatal,
@@ -368,7 +376,9 @@ def _read_qa(qa_dir: Path, root: Path, fatal: list[Failure]) -> Read:
             shown = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
             fatal.append(Failure("qa", "file_exists", shown, None, None, f"QA file not found: add {split}.jsonl"))
             continue
-        read_jsonl(path, root, "qa", QA_FIELDS, extra_values={"split": split}, text_fields=("question", "answer"), read=read)
+        read_jsonl(
+            path, root, "qa", QA_FIELDS, extra_values={"split": split}, text_fields=("question", "answer"), read=read
+        )
     return read
 
 

@@ -62,13 +62,20 @@ def _project(settings: Any, train: list, heldout: list, out: Path) -> dict[str, 
 
 
 def _order(n: int, seed: int, steps: int, batch: int) -> list[int]:
-    """The example order the project's loader draws: a seeded generator, one permutation per epoch."""
+    """The example order the project's loader draws, drawn by the same seeded, accelerate-prepared loader.
+
+    (Re-deriving it from `torch.randperm` misses the base seeds `DataLoader` draws from the same generator.)
+    """
     import torch
+    from accelerate import Accelerator
+    from torch.utils.data import DataLoader
 
     generator = torch.Generator().manual_seed(seed)
+    loader = DataLoader(range(n), batch_size=batch, shuffle=True, generator=generator, collate_fn=list)
+    loader = Accelerator(cpu=True).prepare(loader)
     order: list[int] = []
     while len(order) < steps * batch:
-        order += torch.randperm(n, generator=generator).tolist()
+        order += [i for b in loader for i in b]
     return order[: steps * batch]
 
 

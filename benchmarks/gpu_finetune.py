@@ -155,9 +155,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=30, help="measured steps per variant, after warm-up")
     parser.add_argument("--warmup", type=int, default=5, help="steps left out of the steady state")
     parser.add_argument("--shapes", default=",".join(SHAPES), help=f"comma-separated, of {', '.join(SHAPES)}")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}")
+    parser.add_argument(
+        "--variants", help=f"comma-separated, of {', '.join(VARIANTS)} (default all; no compile on --dry-run)"
+    )
     parser.add_argument("--budget-s", type=float, default=480.0, help="skip the variants left after this long")
-    parser.add_argument("--dry-run", action="store_true", help="a 2-layer model on CPU for 3 steps (no compile)")
+    parser.add_argument("--dry-run", action="store_true", help="a 2-layer model on CPU for 3 steps")
     args = parser.parse_args(argv)
 
     import peft
@@ -169,7 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     device = torch.device("cuda" if torch.cuda.is_available() and not args.dry_run else "cpu")
     shapes = {"dry-run": DRY_SHAPE} if args.dry_run else {n: SHAPES[n] for n in args.shapes.split(",")}
-    variants = [v for v in args.variants.split(",") if not (args.dry_run and VARIANTS[v]["compile"])]
+    variants = (
+        args.variants.split(",") if args.variants else [v for v in VARIANTS if not (args.dry_run and "compile" in v)]
+    )
     steps, warmup = (3, 1) if args.dry_run else (args.steps + args.warmup, args.warmup)
     peak, peak_source = peak_flops(device, "bf16" if device.type == "cuda" else "fp32")
     report: dict[str, Any] = {

@@ -14,7 +14,7 @@ optimisation, so the JSON records what each contributes:
 Per variant: steady-state tokens/s (median and spread over the steps after warm-up), MFU at 4N FLOPs per
 token against the data-sheet bf16 peak, peak memory, per-step losses (largest difference from stock), and
 the compile seconds (first steps minus steady-state time). Results are written after every variant, so a
-run cut short still leaves them. On a GPU machine: `python benchmarks/gpu_finetune.py --out $OUT`;
+run cut short still leaves them. On a GPU machine: `python3 benchmarks/gpu_finetune.py --out $OUT`;
 anywhere: `python benchmarks/gpu_finetune.py --dry-run` (a 2-layer model on CPU, 3 steps).
 """
 
@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: before torch is imported: compiled kernels cached under the project's state dir, reused by later runs
 os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(ROOT / "var" / "torchinductor"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "src")]  # the GPU image has torch, transformers and peft, not this package
 
 KEYS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads")
 #: name: (Qwen2.5 config.json values in KEYS order, vocab size, tied embeddings, (batch, sequence length))
@@ -44,6 +44,7 @@ SHAPES: dict[str, tuple[tuple[int, ...], int, bool, tuple[int, int]]] = {
     "qwen2.5-0.5b": ((896, 4864, 24, 14, 2), 151936, True, (8, 1024)),
 }
 DRY_SHAPE = ((64, 176, 2, 4, 2), 512, True, (2, 64))
+SEED, LEARNING_RATE = 1234, 1e-4
 COMMON = {"max_position_embeddings": 32768, "rope_theta": 1_000_000.0, "rms_norm_eps": 1e-6}
 VARIANTS: dict[str, dict[str, bool]] = {
     "stock": {"fused": False, "checkpointing": False, "compile": False},
@@ -52,6 +53,24 @@ VARIANTS: dict[str, dict[str, bool]] = {
     "compiled": {"fused": True, "checkpointing": False, "compile": True},
     "compiled_warm": {"fused": True, "checkpointing": False, "compile": True},
 }
+
+
+def lora() -> tuple[Any, str]:
+    """The project's LoRA config at r=16; the same values written out where its settings cannot be imported
+    (the GPU image has no pydantic)."""
+    try:
+        from docs_assistant.config import FinetuneSettings
+        from docs_assistant.train.lora import lora_config
+
+        return lora_config(FinetuneSettings(rank=16, alpha=32, dropout=0.0)), "docs_assistant.train.lora.lora_config"
+    except ImportError:
+        from peft import LoraConfig, TaskType
+
+        modules = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+        config = LoraConfig(
+            r=16, lora_alpha=32, lora_dropout=0.0, target_modules=modules, bias="none", task_type=TaskType.CAUSAL_LM
+        )
+        return config, "written out (project settings not importable)"
 
 
 def build_base(shape: tuple, device: Any) -> Any:
@@ -85,18 +104,15 @@ def run_variant(base: Any, data: list[Any], flags: dict[str, bool], warmup: int,
     import torch
     from peft import get_peft_model
 
-    from docs_assistant.config import FinetuneSettings
-    from docs_assistant.train.lora import lora_config
-
-    ft = FinetuneSettings(rank=16, alpha=32, learning_rate=1e-4)
+    config, _source = lora()
     torch._dynamo.reset()
-    torch.manual_seed(ft.seed)
+    torch.manual_seed(SEED)
     if flags["checkpointing"]:
         base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         base.enable_input_require_grads()
-    model = get_peft_model(base, lora_config(ft))
+    model = get_peft_model(base, config)
     try:
-        rows = train_steps(model, flags, data, ft.learning_rate, device)
+        rows = train_steps(model, flags, data, LEARNING_RATE, device)
         memory = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None
     finally:  # the bare base model again, for the next variant, whatever happened
         restored = model.unload()
@@ -184,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         "peak_flops": peak,
         "peak_source": peak_source,
         "mfu_flops_per_token": "4N",
+        "lora": lora()[1],
         "inductor_cache_dir": os.environ["TORCHINDUCTOR_CACHE_DIR"],
         "steps": steps,
         "warmup": warmup,

@@ -264,7 +264,7 @@ class FinetuneSettings(_Section):
     target_modules: list[str] = Field(
         default_factory=lambda: list(ALL_LINEAR), min_length=1, description="module names LoRA wraps"
     )
-    epochs: float = Field(default=2.0, gt=0, description="passes over the training set, unless max_steps is set")
+    epochs: float = Field(default=1.0, gt=0, description="passes over the training set, unless max_steps is set")
     max_steps: int | None = Field(default=None, ge=1, description="optimizer steps; overrides epochs")
     learning_rate: float = Field(default=1e-2, gt=0, le=1.0)
     warmup_ratio: float = Field(default=0.05, ge=0.0, lt=1.0)

@@ -156,7 +156,6 @@ def train_lora(
 
     ft = settings.finetune
     log = log or (lambda _row: None)
-    set_seed(ft.seed)
     accelerator = _accelerator(ft)
     bf16 = accelerator.mixed_precision == "bf16"
     model, tokenizer, base, revision = load_base(settings, bf16=bf16)
@@ -165,6 +164,7 @@ def train_lora(
     if checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
+    set_seed(ft.seed)  # after loading: building the tiny model on first use seeds torch with its own recipe
     model = get_peft_model(model, lora_config(ft))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
 

@@ -41,6 +41,7 @@ def report(root: Path, stage: str) -> dict:
     return json.loads((root / "reports" / stage / "summary.json").read_text(encoding="utf-8"))
 
 
+@pytest.mark.timeout(2400)  # two whole pipelines (validate, index, evals, finetune) from cold venvs
 def test_pipeline_answers_then_a_noop_rerun_reembeds_nothing(tmp_path: Path) -> None:
     root = tmp_path / "repo"
     shutil.copytree(REPO, root, ignore=IGNORE)

@@ -19,6 +19,8 @@ from docs_assistant.rag.prompts import Prompt
 
 #: what a pair's question is rendered into; the retriever's chunks fill `context`
 Render = Callable[[str], str]
+#: run tag of a registered version: the feedback rows it was trained on (what `retrain-due` subtracts)
+FEEDBACK_ROWS_TAG = "feedback_rows"
 
 
 @dataclass(frozen=True)
@@ -113,11 +115,8 @@ def build_training_data(settings: Settings, render: Render, prompt: Prompt, stor
     heldout = [
         Example(r["id"], "qa", r["question"], render(r["question"]), r["answer"]) for r in qa if r["split"] == "eval"
     ]
-    held_questions = {_normalised(e.question) for e in heldout}
     usable = usable_feedback(feedback)
-    # feedback on a held-out question would leak the reference into training: it is counted, not used
-    leaking = [r for r in usable if _normalised(r["question"]) in held_questions]
-    used = [r for r in usable if _normalised(r["question"]) not in held_questions]
+    used, leaking = split_held_out(usable, [e.question for e in heldout])
     train += [Example(r["id"], "feedback", r["question"], render(r["question"]), r["target"]) for r in used]
     if not train:
         raise DataError(
@@ -138,6 +137,15 @@ def build_training_data(settings: Settings, render: Render, prompt: Prompt, stor
 
 def _normalised(question: str) -> str:
     return " ".join(question.lower().split())
+
+
+def split_held_out(usable: list[dict[str, Any]], held_out_questions: list[str]) -> tuple[list[dict], list[dict]]:
+    """(used, leaking): feedback on a held-out question would leak its reference into training, so it is
+    counted, not used. `used` is what the `feedback_rows` tag of a registered version counts."""
+    held = {_normalised(q) for q in held_out_questions}
+    used = [r for r in usable if _normalised(r["question"]) not in held]
+    leaking = [r for r in usable if _normalised(r["question"]) in held]
+    return used, leaking
 
 
 def retrieval_renderer(settings: Settings, prompt: Prompt, embedder: Any = None) -> Render:

@@ -18,7 +18,7 @@ from docs_assistant.config import Settings
 from docs_assistant.data.store import FeatureStore
 from docs_assistant.errors import ConfigError
 from docs_assistant.rag.prompts import PromptRegistry
-from docs_assistant.train.data import TrainingData, build_training_data, retrieval_renderer
+from docs_assistant.train.data import FEEDBACK_ROWS_TAG, TrainingData, build_training_data, retrieval_renderer
 from docs_assistant.train.lora import TrainResult, train_lora
 from docs_assistant.train.promote import Decision, Scores, decide
 from docs_assistant.train.report import copy_adapter, loss_curve, write_finetune_report
@@ -75,7 +75,7 @@ def lineage(settings: Settings, data: TrainingData, train: TrainResult, chunks_v
         "base_model": str(train.params["base_model"]),
         "base_revision": str(train.params["base_revision"]),
         f"prompt.{data.prompt['id']}.v{data.prompt['version']}.hash": data.prompt["hash"],
-        "feedback_rows": str(data.feedback_rows),
+        FEEDBACK_ROWS_TAG: str(data.feedback_rows),
         "data.chunks.version": str(chunks_version),
         "embedding_model": settings.embedding.model,
     }

@@ -9,8 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from docs_assistant.config import Settings
-
-TRAINED_ROWS_TAG = "feedback_rows"
+from docs_assistant.train.data import FEEDBACK_ROWS_TAG
 
 
 def usable_rows(settings: Settings) -> int:
@@ -19,7 +18,7 @@ def usable_rows(settings: Settings) -> int:
     The same count as the `feedback_rows` tag a registered version carries (`train.data.build_training_data`).
     """
     from docs_assistant.data.store import FEEDBACK, QA, FeatureStore
-    from docs_assistant.train.data import _normalised, usable_feedback
+    from docs_assistant.train.data import split_held_out, usable_feedback
 
     uri = settings.paths.store_uri
     if not settings.finetune.use_feedback or not uri.is_dir():  # connecting would create the directory
@@ -27,12 +26,11 @@ def usable_rows(settings: Settings) -> int:
     store = FeatureStore(uri)
     if not store.has_table(FEEDBACK):
         return 0
-    held_out = set()
+    held_out: list[str] = []
     if store.has_table(QA):
-        qa = store.read(QA, ["split", "question"]).to_pylist()
-        held_out = {_normalised(r["question"]) for r in qa if r["split"] == "eval"}
-    usable = usable_feedback(store.read(FEEDBACK).to_pylist())
-    return sum(1 for r in usable if _normalised(r["question"]) not in held_out)
+        held_out = [r["question"] for r in store.read(QA, ["split", "question"]).to_pylist() if r["split"] == "eval"]
+    used, _leaking = split_held_out(usable_feedback(store.read(FEEDBACK).to_pylist()), held_out)
+    return len(used)
 
 
 def trained_rows(settings: Settings) -> int:
@@ -43,12 +41,12 @@ def trained_rows(settings: Settings) -> int:
     champion = ModelRegistry(settings).get(CHAMPION)
     if champion is None:
         return 0
-    raw = champion.tags.get(TRAINED_ROWS_TAG, "0")
+    raw = champion.tags.get(FEEDBACK_ROWS_TAG, "0")
     try:
         return int(raw)
     except ValueError:
         raise RegistryError(
-            f"champion v{champion.version} has tag {TRAINED_ROWS_TAG}={raw!r}, not a row count",
+            f"champion v{champion.version} has tag {FEEDBACK_ROWS_TAG}={raw!r}, not a row count",
             where=f"registered model '{settings.registry.model_name}'",
             hint="set the tag to an integer, or promote another version",
         ) from None

@@ -316,6 +316,41 @@ class RegistrySettings(_Section):
     model_name: str = Field(default="docs-assistant-adapter", min_length=1, description="the registered model")
 
 
+class ReleaseSettings(_Section):
+    """A release: the next semantic version from conventional commits (commitizen), changelog, annotated tag."""
+
+    tag_prefix: str = Field(default="v", description="tags are <tag_prefix><version>, e.g. v1.2.0")
+    changelog: Path = Field(default=Path("CHANGELOG.md"), description="updated on every release")
+    require_eval_gate: bool = Field(
+        default=True, description="refuse to release unless reports/eval_prompts/summary.json says the gate passed"
+    )
+
+
+class ImageSettings(_Section):
+    """The container image: built once with the Docker SDK, pushed, then promoted by digest."""
+
+    repository: str = Field(default="docs-assistant", min_length=1, description="the image name, without registry")
+    registry: str | None = Field(
+        default=None, description="where images are pushed, e.g. ghcr.io/OWNER or localhost:5000; unset = build only"
+    )
+    username: str | None = Field(default=None, description="registry user; set DOCS_ASSISTANT_IMAGE__USERNAME")
+    password: SecretStr | None = Field(
+        default=None, description="registry password or token; set DOCS_ASSISTANT_IMAGE__PASSWORD (never a build arg)"
+    )
+    dockerfile: Path = Path("deploy/Dockerfile")
+    base_image: str = Field(default="python:3.11-slim", description="any Debian-like image with python3 and venv")
+    torch_flavour: Literal["cpu", "cuda"] = Field(
+        default="cpu", description="cpu: torch from torch_index, no CUDA libraries; cuda: torch as locked (PyPI)"
+    )
+    torch_index: str = Field(default="https://download.pytorch.org/whl/cpu", description="where cpu torch comes from")
+    torch_wheels: Path | None = Field(
+        default=None, description="a local folder of torch wheels used instead of torch_index (offline builds)"
+    )
+    network_mode: str | None = Field(
+        default=None, description="the build's network, e.g. 'host' where containers reach PyPI only through the host"
+    )
+
+
 class Settings(BaseSettings):
     """Everything configurable, in one place."""
 
@@ -339,6 +374,8 @@ class Settings(BaseSettings):
     evals: EvalSettings = EvalSettings()
     finetune: FinetuneSettings = FinetuneSettings()
     registry: RegistrySettings = RegistrySettings()
+    release: ReleaseSettings = ReleaseSettings()
+    image: ImageSettings = ImageSettings()
 
     @classmethod
     def settings_customise_sources(

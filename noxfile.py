@@ -88,6 +88,13 @@ def pipeline(session: nox.Session) -> None:
 
 
 @nox.session(default=False)
+def build_image(session: nox.Session) -> None:
+    """Build the service image (model, adapter, index inside) with the Docker SDK; push it when a registry is set."""
+    install_locked(session, "release")
+    stage(session, "image", "build", *own_posargs(session))
+
+
+@nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """Performance suite: ratios against a peer measured in the same run, written to reports/bench/."""
     install_locked(session, "bench")

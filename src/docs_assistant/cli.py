@@ -312,6 +312,54 @@ def serve(
     )
 
 
+image_app = typer.Typer(help="The container image: build it once, push it, name it by digest.", no_args_is_help=True)
+app.add_typer(image_app, name="image")
+
+
+@image_app.command("build")
+@friendly_errors
+def image_build(
+    push: Annotated[
+        bool | None,
+        typer.Option("--push/--no-push", help="push and pull back by digest (default: when image.registry is set)"),
+    ] = None,
+    version: Annotated[
+        str | None, typer.Option(help="the version tag (default: the release manifest's, else pyproject's)")
+    ] = None,
+) -> None:
+    """Stage the model, adapter and index, build the image with the Docker SDK, and push it."""
+    from docs_assistant.deploy.image import build_and_push, release_version, write_image_report
+
+    settings = _settings()
+    root = Path.cwd()
+    built, plan = build_and_push(
+        settings,
+        root=root,
+        version=version or release_version(settings, root),
+        push_image=bool(settings.image.registry) if push is None else push,
+        progress=lambda msg: console.print(msg, highlight=False, markup=False, soft_wrap=True),
+    )
+    report = write_image_report(settings, built, plan)
+    console.print(f"image: {built.reference or built.tags[0]} ({built.size / 1e6:.0f} MB); report in {report}")
+
+
+@image_app.command("push")
+@friendly_errors
+def image_push(
+    version: Annotated[
+        str | None, typer.Option(help="the version tag (default: the release manifest's, else pyproject's)")
+    ] = None,
+) -> None:
+    """Push an image built before (found by its version and git SHA tags) and pull it back by digest."""
+    from docs_assistant.deploy.image import local_image, publish, release_version
+
+    settings = _settings()
+    root = Path.cwd()
+    built = local_image(settings, root=root, version=version or release_version(settings, root))
+    publish(settings, built, progress=lambda msg: console.print(msg, highlight=False, markup=False, soft_wrap=True))
+    console.print(f"image: {built.reference}")
+
+
 registry_app = typer.Typer(
     help="The model registry (MLflow): adapter versions and their aliases.", no_args_is_help=True
 )

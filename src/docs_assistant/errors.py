@@ -78,3 +78,7 @@ class InvalidDataError(DataError):
 
 class RegistryError(DocsAssistantError):
     """The model registry (MLflow) cannot be reached, lacks a version or alias, or holds a tampered adapter."""
+
+
+class ImageError(DocsAssistantError):
+    """The container image cannot be staged, built, pushed or pulled; `where` names the setting, file or registry."""

@@ -1,0 +1,1 @@
+"""Deployment: the container image (`image`), and later the environments it is promoted through."""

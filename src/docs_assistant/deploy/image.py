@@ -1,0 +1,521 @@
+"""The container image: staged, built once with the Docker SDK, pushed, and from then on named by digest.
+
+Staging resolves everything the image carries on the host first (the base model, the registry's adapter
+verified by hash, the vector index, the prompts) into a clean build context, so a bad adapter fails before
+Docker runs and the Dockerfile re-checks the same bytes with `sha256sum`. Registry credentials come from
+settings fed by the environment (`DOCS_ASSISTANT_IMAGE__USERNAME/PASSWORD`) and go only to the push and
+pull calls: never into build arguments, which `docker history` shows to anyone holding the image.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import functools
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from docs_assistant.config import TINY_MODEL, Settings
+from docs_assistant.errors import ImageError
+from docs_assistant.io import sha256_file
+
+Progress = Callable[[str], None]
+
+#: label keys: the OCI ones, and ours for what a deployment needs to know without pulling the image
+LABEL_PREFIX = "io.docs-assistant"
+#: files of the repository the build needs (everything else stays out of the context)
+CONTEXT_FILES = ("pyproject.toml", "uv.lock", "README.md")
+CONTEXT_DIRS = ("src",)
+DEPLOY_FILES = ("deploy/Dockerfile", "deploy/cuda_packages.py")
+#: where `image.torch_wheels` is served during a build; fixed, because a build arg that changes busts the cache
+WHEELS_PORT = 38217
+IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".DS_Store")
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """A staged build context and what the build is told about it."""
+
+    context: Path
+    buildargs: dict[str, str]
+    labels: dict[str, str]
+    model: dict[str, Any]
+
+
+@dataclass
+class BuiltImage:
+    """What one build (and optionally its push) produced."""
+
+    image_id: str
+    tags: list[str]
+    labels: dict[str, str]
+    size: int
+    repository: str | None = None
+    digest: str | None = None
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def reference(self) -> str | None:
+        """`registry/repo@sha256:...`: the one name deployments use."""
+        return f"{self.repository}@{self.digest}" if self.repository and self.digest else None
+
+    def as_manifest(self) -> dict[str, Any]:
+        return {
+            "id": self.image_id,
+            "repository": self.repository,
+            "digest": self.digest,
+            "reference": self.reference,
+            "tags": self.tags,
+            "size_bytes": self.size,
+            "labels": self.labels,
+        }
+
+
+def docker_client() -> Any:
+    """A client for the engine named by DOCKER_HOST (default: the local socket), with a clear error if none runs."""
+    import docker
+    from docker.errors import DockerException
+
+    try:
+        client = docker.from_env(timeout=600)
+        client.ping()
+    except DockerException as err:
+        raise ImageError(
+            f"no Docker Engine reachable: {err}",
+            where="DOCKER_HOST",
+            hint="start dockerd (or Docker Desktop), or point DOCKER_HOST at an engine",
+        ) from err
+    return client
+
+
+def git_revision(root: Path) -> tuple[str, bool]:
+    """(HEAD's SHA, whether the tree is dirty); ('unknown', True) outside a git checkout."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+        status = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown", True
+    return sha.stdout.strip(), bool(status.stdout.strip())
+
+
+def _copy_tree(src: Path, dest: Path) -> None:
+    shutil.copytree(src, dest, ignore=IGNORED, dirs_exist_ok=True)
+
+
+def _stage_base_model(settings: Settings, dest: Path) -> tuple[str, dict[str, Any]]:
+    """Copy the base model into `dest`; returns (model.name inside the image, facts for labels/manifest)."""
+    from docs_assistant.rag.llm import resolve_model_path
+
+    model = settings.model
+    path, revision = resolve_model_path(model, settings.paths.models_dir)
+    local = Path(path)
+    if not local.is_dir():  # a hub id: take the snapshot the local cache already holds
+        try:
+            from huggingface_hub import snapshot_download
+
+            local = Path(snapshot_download(model.name, revision=model.revision, local_files_only=True))
+        except Exception as err:
+            raise ImageError(
+                f"model {model.name!r} is not in the local Hugging Face cache, so it cannot go into the image",
+                where="model.name",
+                hint="download it once (huggingface-cli download), or set model.name to a local directory",
+            ) from err
+    if model.name == TINY_MODEL:  # the image's models_dir holds it under the same name, so it is found as usual
+        target, name_in_image = dest / local.name, TINY_MODEL
+    else:
+        target, name_in_image = dest / "base", "/app/model/base"
+    _copy_tree(local, target)
+    return name_in_image, {"name": model.name, "revision": revision or model.revision}
+
+
+def _stage_adapter(settings: Settings, dest: Path) -> dict[str, Any] | None:
+    """Copy the adapter (the registry alias's, fetched and hash-verified, or adapter_path's) into `dest`."""
+    from docs_assistant.registry.hashing import adapter_hash
+
+    model = settings.model
+    if model.adapter_alias is None and model.adapter_path is None:
+        return None
+    facts: dict[str, Any] = {"alias": model.adapter_alias, "version": None}
+    if model.adapter_alias is not None:
+        from docs_assistant.registry.model_registry import ModelRegistry
+
+        registry = ModelRegistry(settings)
+        info = registry.get(model.adapter_alias)
+        if info is None:
+            raise registry.unknown(model.adapter_alias, where="model.adapter_alias")
+        source = registry.fetch(info)  # raises RegistryError when the stored bytes do not match the registered hash
+        facts |= {"version": info.version, "registered_sha256": info.adapter_hash}
+    else:
+        source = Path(model.adapter_path)  # type: ignore[arg-type]
+    digest = adapter_hash(source)
+    if facts.get("registered_sha256") not in (None, digest):
+        raise ImageError(
+            f"adapter changed after its verified fetch (registered {facts['registered_sha256']}, found {digest})",
+            where=source,
+            hint="fetch it again: `docs-assistant registry fetch`",
+        )
+    _copy_tree(source, dest)
+    return facts | {"sha256": digest}
+
+
+def _world_readable(root: Path) -> None:
+    """COPY keeps file modes, and the image runs as a non-root user: a 0700 model directory
+    (what tempfile.mkdtemp makes) would be unreadable in the container."""
+    for path in [root, *root.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def _checksums(root: Path) -> str:
+    lines = [f"{sha256_file(p)}  {p.relative_to(root).as_posix()}" for p in sorted(root.rglob("*")) if p.is_file()]
+    return "\n".join(lines) + "\n"
+
+
+def _runtime_config(name_in_image: str, has_adapter: bool) -> str:
+    """The image's settings file: where the bundle lives inside it. Deploy-time env vars still override it."""
+    lines = ["[paths]", 'state_dir = "/app/var"', 'model_cache_dir = "/app/model"', 'prompts_dir = "/app/prompts"']
+    lines += ["", "[model]", f"name = {json.dumps(name_in_image)}"]
+    if has_adapter:
+        lines.append('adapter_path = "/app/model/adapter"')
+    return "\n".join(lines) + "\n"
+
+
+def stage_context(settings: Settings, dest: Path, *, root: Path, version: str, progress: Progress = print) -> BuildPlan:
+    """Fill `dest` (created, must not exist) with the build context and decide build args and labels."""
+    from docs_assistant.rag.prompts import PromptRegistry
+
+    image = settings.image
+    dockerfile = root / image.dockerfile
+    if not dockerfile.is_file():
+        raise ImageError("Dockerfile not found", where=f"image.dockerfile={image.dockerfile}")
+    store = settings.paths.store_uri
+    if not (store / "chunks.lance").is_dir():
+        raise ImageError(
+            "there is no vector index to put into the image",
+            where=store,
+            hint="run `docs-assistant index` (or `nox -s index`) first",
+        )
+    dest.mkdir(parents=True)
+    for name in CONTEXT_FILES:
+        shutil.copy2(root / name, dest / name)
+    for name in CONTEXT_DIRS:
+        _copy_tree(root / name, dest / name)
+    _copy_tree(settings.paths.prompts_dir, dest / "prompts")
+    (dest / "deploy").mkdir()
+    for name in DEPLOY_FILES:
+        shutil.copy2(root / name, dest / name)
+    shutil.copy2(dockerfile, dest / "deploy" / "Dockerfile")
+    progress("image: staging the model, adapter and index")
+    bundle = dest / "bundle"
+    model_dir = bundle / "model"
+    model_dir.mkdir(parents=True)
+    name_in_image, base = _stage_base_model(settings, model_dir)
+    adapter = _stage_adapter(settings, model_dir / "adapter")
+    (bundle / "MODEL.SHA256SUMS").write_text(_checksums(model_dir), encoding="utf-8")
+    _copy_tree(store, bundle / "var" / "lancedb")
+    (bundle / "docs-assistant.toml").write_text(_runtime_config(name_in_image, adapter is not None), encoding="utf-8")
+
+    _world_readable(dest)
+
+    sha, dirty = git_revision(root)
+    prompts = PromptRegistry.load(settings.paths.prompts_dir)
+    labels = {
+        "org.opencontainers.image.title": "docs-assistant",
+        "org.opencontainers.image.source": _source_url(root),
+        "org.opencontainers.image.revision": sha + ("-dirty" if dirty else ""),
+        "org.opencontainers.image.version": version,
+        "org.opencontainers.image.created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        f"{LABEL_PREFIX}.model": base["name"],
+        f"{LABEL_PREFIX}.model.revision": base["revision"] or "",
+        f"{LABEL_PREFIX}.adapter.version": str(adapter["version"]) if adapter and adapter["version"] else "",
+        f"{LABEL_PREFIX}.adapter.sha256": adapter["sha256"] if adapter else "",
+        f"{LABEL_PREFIX}.prompts": ",".join(f"{p.id}@{p.version}:{p.hash[:12]}" for p in prompts),
+        f"{LABEL_PREFIX}.torch": image.torch_flavour,
+    }
+    buildargs = {"BASE_IMAGE": image.base_image, "TORCH_FLAVOUR": image.torch_flavour, "TORCH_INDEX": image.torch_index}
+    if image.torch_wheels is not None:
+        buildargs["TORCH_FIND_LINKS"] = f"http://127.0.0.1:{WHEELS_PORT}/"
+    return BuildPlan(context=dest, buildargs=buildargs, labels=labels, model={"base": base, "adapter": adapter})
+
+
+def _source_url(root: Path) -> str:
+    try:
+        out = subprocess.run(
+            ["git", "remote", "get-url", "origin"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+    if out.startswith("git@github.com:"):
+        out = "https://github.com/" + out.removeprefix("git@github.com:")
+    return out.removesuffix(".git")
+
+
+def _stream(events: Iterator[dict[str, Any]], progress: Progress, log: list[str], what: str, where: str) -> dict:
+    """Relay a Docker progress stream; the first error event becomes an ImageError. Returns the last `aux`."""
+    aux: dict[str, Any] = {}
+    for event in events:
+        if "error" in event or "errorDetail" in event:
+            detail = event.get("errorDetail", {}).get("message") or event.get("error")
+            tail = "".join(log[-8:]).strip()
+            raise ImageError(f"{what} failed: {detail}" + (f"\n{tail}" if tail else ""), where=where)
+        if "stream" in event:
+            text = event["stream"]
+            log.append(text)
+            if text.strip():
+                progress(text.rstrip())
+        elif "status" in event:
+            line = " ".join(str(event[k]) for k in ("id", "status") if event.get(k))
+            if "progress" not in event:
+                progress(line)
+        if "aux" in event:
+            aux = event["aux"]
+    return aux
+
+
+def image_tags(settings: Settings, version: str, sha: str) -> list[str]:
+    """`repo:<version>` and `repo:sha-<12 chars>`, under the registry when one is set."""
+    repository = repository_name(settings)
+    return [f"{repository}:{version.replace('+', '-')}", f"{repository}:sha-{sha[:12]}"]
+
+
+def repository_name(settings: Settings) -> str:
+    image = settings.image
+    return f"{image.registry.rstrip('/')}/{image.repository}" if image.registry else image.repository
+
+
+@contextlib.contextmanager
+def serving_torch_wheel(settings: Settings) -> Iterator[None]:
+    """Serve the one CPU torch wheel of `image.torch_wheels` on loopback while the build runs (host network)."""
+    image = settings.image
+    if image.torch_wheels is None:
+        yield
+        return
+    if image.network_mode != "host":
+        raise ImageError(
+            "a local torch wheel reaches the build over loopback, so the build needs the host network",
+            where="image.torch_wheels",
+            hint="set image.network_mode = 'host', or unset image.torch_wheels to use image.torch_index",
+        )
+    found = sorted(Path(image.torch_wheels).glob("torch-*+cpu-*.whl"))
+    if len(found) != 1:
+        raise ImageError(
+            f"expected exactly one CPU torch wheel (torch-*+cpu-*.whl), found {[p.name for p in found]}",
+            where=f"image.torch_wheels={image.torch_wheels}",
+            hint="keep one CPU torch wheel there, or unset it to use image.torch_index",
+        )
+    with tempfile.TemporaryDirectory(prefix="docs-assistant-wheels-") as tmp:
+        os.symlink(found[0].resolve(), Path(tmp) / found[0].name)
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=tmp)
+        handler.log_message = lambda *args: None  # type: ignore[method-assign]
+        try:
+            server = http.server.ThreadingHTTPServer(("127.0.0.1", WHEELS_PORT), handler)
+        except OSError as err:
+            raise ImageError(
+                f"cannot serve the torch wheel on 127.0.0.1:{WHEELS_PORT}: {err}", where="image.torch_wheels"
+            ) from err
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            server.shutdown()
+            server.server_close()
+
+
+def build(settings: Settings, plan: BuildPlan, tags: list[str], progress: Progress = print) -> BuiltImage:
+    """Build the staged context with the classic builder, streaming its output; tag it with every tag."""
+    client = docker_client()
+    log: list[str] = []
+    with serving_torch_wheel(settings):
+        image_id = _build(client, settings, plan, tags, progress, log)
+    image = client.images.get(image_id)
+    for tag in tags[1:]:
+        repo, _, name = tag.rpartition(":")
+        image.tag(repo, name)
+    return BuiltImage(image_id=image_id, tags=tags, labels=image.labels, size=image.attrs["Size"], log=log)
+
+
+def _build(
+    client: Any, settings: Settings, plan: BuildPlan, tags: list[str], progress: Progress, log: list[str]
+) -> str:
+    events = client.api.build(
+        path=str(plan.context),
+        dockerfile="deploy/Dockerfile",
+        tag=tags[0],
+        buildargs=plan.buildargs,
+        labels=plan.labels,
+        network_mode=settings.image.network_mode,
+        rm=True,
+        forcerm=True,
+        pull=False,
+        decode=True,
+    )
+    aux = _stream(events, progress, log, "docker build", where=f"{plan.context}/deploy/Dockerfile")
+    image_id = aux.get("ID")
+    if not image_id:
+        raise ImageError("docker build ended without an image id", where=f"{plan.context}/deploy/Dockerfile")
+    return str(image_id)
+
+
+def _auth(settings: Settings) -> dict[str, str] | None:
+    image = settings.image
+    if image.username is None and image.password is None:
+        return None
+    if image.username is None or image.password is None:
+        raise ImageError(
+            "registry credentials are half set",
+            where="DOCS_ASSISTANT_IMAGE__USERNAME / DOCS_ASSISTANT_IMAGE__PASSWORD",
+            hint="set both, or neither for a registry without authentication",
+        )
+    return {"username": image.username, "password": image.password.get_secret_value()}
+
+
+def push(settings: Settings, built: BuiltImage, progress: Progress = print) -> BuiltImage:
+    """Push every tag; the registry's digest of the manifest is the image's name from now on."""
+    from docker.errors import APIError
+
+    registry = settings.image.registry
+    if not registry:
+        raise ImageError("no registry to push to", where="image.registry", hint="set DOCS_ASSISTANT_IMAGE__REGISTRY")
+    client = docker_client()
+    auth = _auth(settings)
+    if auth is not None:  # a wrong password fails here, clearly, before any layer moves
+        try:
+            client.login(registry=registry, reauth=True, **auth)
+        except APIError as err:
+            if err.status_code == 401 or "unauthorized" in str(err.explanation or err).lower():
+                raise ImageError(
+                    f"the registry refused the credentials: {err.explanation or err}",
+                    where=f"registry {registry}",
+                    hint="check DOCS_ASSISTANT_IMAGE__USERNAME and DOCS_ASSISTANT_IMAGE__PASSWORD",
+                ) from err
+            raise ImageError(
+                f"cannot log in to the registry: {err.explanation or err}",
+                where=f"registry {registry}",
+                hint="is it running, and is image.registry right?",
+            ) from err
+    digests: set[str] = set()
+    for tag in built.tags:
+        repo, _, name = tag.rpartition(":")
+        try:
+            events = client.api.push(repo, tag=name, stream=True, decode=True, auth_config=auth)
+            aux = _stream(events, progress, built.log, f"docker push {tag}", where=f"registry {registry}")
+        except APIError as err:
+            raise ImageError(
+                f"docker push {tag} failed: {err.explanation or err}", where=f"registry {registry}"
+            ) from err
+        if not aux.get("Digest"):
+            raise ImageError(f"the registry did not confirm {tag} with a digest", where=f"registry {registry}")
+        digests.add(aux["Digest"])
+    if len(digests) != 1:
+        raise ImageError(
+            f"the tags were pushed as different manifests: {sorted(digests)}", where=f"registry {registry}"
+        )
+    built.repository = built.tags[0].rpartition(":")[0]
+    built.digest = digests.pop()
+    return built
+
+
+def pull_by_digest(settings: Settings, reference: str) -> str:
+    """Pull `repo@sha256:...` and return the pulled image's id: what the deployment will really run."""
+    from docker.errors import APIError
+
+    client = docker_client()
+    try:
+        image = client.images.pull(reference, auth_config=_auth(settings))
+    except APIError as err:
+        raise ImageError(f"pull failed: {err.explanation or err}", where=reference) from err
+    return image.id
+
+
+def publish(settings: Settings, built: BuiltImage, progress: Progress = print) -> BuiltImage:
+    """Push, then pull back by digest: the registry must hand back the very image that was built."""
+    push(settings, built, progress)
+    pulled = pull_by_digest(settings, built.reference)  # type: ignore[arg-type]
+    if pulled != built.image_id:
+        raise ImageError(
+            f"pulled {built.reference} as {pulled}, but built {built.image_id}",
+            where=f"registry {settings.image.registry}",
+        )
+    return built
+
+
+def local_image(settings: Settings, *, root: Path, version: str) -> BuiltImage:
+    """The image `build` made for this version and commit, found by its tags."""
+    from docker.errors import ImageNotFound
+
+    sha, _ = git_revision(root)
+    tags = image_tags(settings, version, sha)
+    try:
+        image = docker_client().images.get(tags[0])
+    except ImageNotFound as err:
+        raise ImageError(
+            f"no local image {tags[0]}", where="image.repository", hint="run `docs-assistant image build` first"
+        ) from err
+    missing = [t for t in tags if t not in image.tags]
+    if missing:
+        raise ImageError(f"{tags[0]} is not tagged {missing}: it was built from another commit", where=tags[0])
+    return BuiltImage(image_id=image.id, tags=tags, labels=image.labels, size=image.attrs["Size"])
+
+
+def build_and_push(
+    settings: Settings, *, root: Path, version: str, push_image: bool, progress: Progress = print
+) -> tuple[BuiltImage, BuildPlan]:
+    """Stage, build, and (with `push_image`) publish: push and pull back by digest."""
+    sha, _ = git_revision(root)
+    with tempfile.TemporaryDirectory(prefix="docs-assistant-image-") as tmp:
+        plan = stage_context(settings, Path(tmp) / "context", root=root, version=version, progress=progress)
+        built = build(settings, plan, image_tags(settings, version, sha), progress)
+    if push_image:
+        publish(settings, built, progress)
+    return built, plan
+
+
+STAGE = "build_image"
+
+
+def release_version(settings: Settings, root: Path) -> str:
+    """The version to tag: the release manifest's when a release ran, else pyproject's."""
+    import tomllib
+
+    manifest = settings.paths.reports_dir / "release" / "manifest.json"
+    if manifest.is_file():
+        version = json.loads(manifest.read_text(encoding="utf-8")).get("version")
+        if version:
+            return str(version)
+    return str(tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"])
+
+
+def write_image_report(settings: Settings, built: BuiltImage, plan: BuildPlan) -> Path:
+    """reports/build_image/summary.{json,md}: what was built and where it can be pulled from."""
+    from docs_assistant.reports import markdown_table, write_report
+
+    summary = {"stage": STAGE, "image": built.as_manifest(), "model": plan.model, "buildargs": plan.buildargs}
+    rows = [
+        ["reference", built.reference or "(not pushed)"],
+        ["tags", ", ".join(built.tags)],
+        ["size", f"{built.size / 1e6:.0f} MB"],
+        *[[k, v] for k, v in sorted(built.labels.items()) if k.startswith(LABEL_PREFIX)],
+    ]
+    markdown = "## Image\n\n" + markdown_table(["", ""], rows) + "\n"
+    return write_report(settings.paths.reports_dir, STAGE, summary, markdown)
+
+
+__all__ = [
+    "BuildPlan",
+    "BuiltImage",
+    "build",
+    "build_and_push",
+    "image_tags",
+    "pull_by_digest",
+    "push",
+    "stage_context",
+]

@@ -1,0 +1,116 @@
+"""Fixtures for tests on the real Docker Engine and an authenticated registry (`.ci/docker.sh` starts both).
+
+Without an engine these tests skip, unless DOCS_ASSISTANT_REQUIRE_DOCKER=1 (CI sets it), where a missing
+engine is a failure: a CI run must never pass by skipping the image tests.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BASE_IMAGE = os.environ.get("DOCS_ASSISTANT_TEST_BASE_IMAGE", "local/python:3.11-bookworm")
+REGISTRY = os.environ.get("DOCS_ASSISTANT_TEST_REGISTRY", "127.0.0.1:5000")
+USERNAME, PASSWORD = "ci", "ci-password"  # what .ci/docker.sh writes into the registry's htpasswd
+TORCH_WHEELS = Path("/opt/wheels")  # this machine's CPU torch wheel (no download.pytorch.org here)
+
+
+def _engine() -> Any | None:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=600)
+        client.ping()
+        client.images.get(BASE_IMAGE)
+    except Exception:
+        return None
+    return client
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Any:
+    client = _engine()
+    if client is None:
+        message = f"no Docker Engine with base image {BASE_IMAGE} (run .ci/docker.sh)"
+        if os.environ.get("DOCS_ASSISTANT_REQUIRE_DOCKER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return client
+
+
+def image_settings(**image: Any) -> dict[str, Any]:
+    """The `image` settings section for this machine: local base image, host network, local torch wheel."""
+    defaults: dict[str, Any] = {
+        "repository": "docs-assistant-test",
+        "registry": REGISTRY,
+        "username": USERNAME,
+        "password": PASSWORD,
+        "base_image": BASE_IMAGE,
+        "network_mode": "host",
+        "torch_wheels": TORCH_WHEELS if any(TORCH_WHEELS.glob("torch-*+cpu-*.whl")) else None,
+    }
+    return defaults | image
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Running:
+    container: Any
+    url: str
+
+
+def wait_ready(url: str, container: Any, timeout_s: float = 300) -> float:
+    """Seconds until GET /readyz answers 200; fails with the container's log if it exits or never gets there."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout_s:
+        container.reload()
+        if container.status == "exited":
+            pytest.fail(f"container exited:\n{container.logs().decode()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
+                if response.status == 200:
+                    return time.monotonic() - start
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.25)
+    pytest.fail(f"not ready after {timeout_s} s:\n{container.logs().decode()[-3000:]}")
+
+
+@pytest.fixture
+def run_container(docker_client: Any) -> Iterator[Any]:
+    """Start an image as the deployments will (read-only root, /tmp as tmpfs, no privileges) on a free port."""
+    started: list[Any] = []
+
+    def start(reference: str, **kwargs: Any) -> Running:
+        port = free_port()
+        container = docker_client.containers.run(
+            reference,
+            detach=True,
+            read_only=True,
+            tmpfs={"/tmp": "rw,size=256m"},
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            ports={"8000/tcp": ("127.0.0.1", port)},
+            **kwargs,
+        )
+        started.append(container)
+        return Running(container, f"http://127.0.0.1:{port}")
+
+    yield start
+    for container in started:
+        container.remove(force=True)

@@ -1,0 +1,155 @@
+"""The image on the real Docker Engine and registry: build once, push, pull by digest, run, answer.
+
+One build per module (several minutes cold); the failure tests reuse its cached layers.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from docs_assistant.deploy.image import BuiltImage, build, build_and_push, publish, stage_context
+from docs_assistant.errors import ImageError, RegistryError
+from docs_assistant.registry import CHAMPION, ModelRegistry
+from docs_assistant.registry.hashing import adapter_hash
+
+from ..conftest import REPO, ingest_and_index, make_project, training_run, with_registry  # noqa: TID252 - shared project helpers
+from .conftest import REGISTRY, free_port, image_settings, wait_ready
+
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(1800)]
+
+
+@pytest.fixture(scope="module")
+def image_project(tmp_path_factory, models_dir, embedder, blank_registry_db, lora_adapters, docker_client):
+    """A small indexed project whose registry has a champion adapter."""
+    project = ingest_and_index(make_project(tmp_path_factory.mktemp("image") / "project", models_dir, 4), embedder)
+    with_registry(project, blank_registry_db)
+    registry = ModelRegistry(project.settings())
+    run_id = registry.log_run(training_run(lora_adapters[0]))
+    registry.register(run_id, adapter_hash(lora_adapters[0]))
+    registry.set_alias(CHAMPION, 1)
+    return project
+
+
+def settings_for(project, **image: Any) -> Any:
+    return project.settings(model={"adapter_alias": CHAMPION}, image=image_settings(**image))
+
+
+@pytest.fixture(scope="module")
+def pushed(image_project) -> BuiltImage:
+    built, _ = build_and_push(
+        settings_for(image_project), root=REPO, version="0.0.0-test", push_image=True, progress=lambda _: None
+    )
+    return built
+
+
+def post_json(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"content-type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        assert response.status == 200
+        return json.loads(response.read())
+
+
+def test_the_image_pulled_by_digest_runs_read_only_as_non_root_and_answers(
+    pushed, image_project, docker_client, run_container
+) -> None:
+    assert pushed.digest is not None
+    assert pushed.digest.startswith("sha256:")
+    assert pushed.reference == f"{REGISTRY}/docs-assistant-test@{pushed.digest}"
+    pulled = docker_client.images.pull(pushed.reference, auth_config={"username": "ci", "password": "ci-password"})
+    assert pulled.id == pushed.image_id
+
+    running = run_container(pushed.reference)
+    wait_ready(running.url, running.container)
+    answer = post_json(f"{running.url}/v1/answer", {"question": "How do I rotate the admin token?"})
+    assert answer["answer"].strip()
+    assert answer["sources"], "retrieval from the index baked into the image returned nothing"
+
+    with urllib.request.urlopen(f"{running.url}/readyz", timeout=5) as response:
+        phases = json.loads(response.read())["phases"]
+    assert {"model", "index", "warmup"} <= phases.keys()
+    assert running.container.attrs["Config"]["User"] == "10001"
+    assert running.container.attrs["HostConfig"]["ReadonlyRootfs"] is True
+
+
+def test_labels_pin_the_source_model_adapter_and_prompts(pushed, image_project) -> None:
+    labels = pushed.labels
+    registry = ModelRegistry(settings_for(image_project))
+    champion = registry.get(CHAMPION)
+    assert champion is not None
+    assert labels["io.docs-assistant.adapter.sha256"] == champion.adapter_hash
+    assert labels["io.docs-assistant.adapter.version"] == str(champion.version)
+    assert labels["io.docs-assistant.model"] == "tiny-random-llama"
+    assert labels["org.opencontainers.image.version"] == "0.0.0-test"
+    assert len(labels["org.opencontainers.image.revision"].removesuffix("-dirty")) == 40
+    assert labels["org.opencontainers.image.created"].endswith("Z")
+    assert "rag-answer@1:" in labels["io.docs-assistant.prompts"]
+
+
+def test_the_cpu_image_carries_no_cuda_libraries(pushed, docker_client) -> None:
+    out = docker_client.containers.run(
+        pushed.image_id,
+        entrypoint=["python", "-c"],
+        command=[
+            "import torch, pathlib, sysconfig; site = pathlib.Path(sysconfig.get_paths()['purelib']);"
+            "print(torch.version.cuda); print(sorted(p.name for p in site.iterdir() if 'nvidia' in p.name"
+            " or p.name.startswith(('triton', 'cuda'))))"
+        ],
+        remove=True,
+    )
+    cuda_version, cuda_packages = out.decode().splitlines()
+    assert cuda_version == "None"
+    assert cuda_packages == "[]"
+
+
+def test_a_wrong_password_is_refused_and_nothing_is_reported_pushed(pushed, image_project) -> None:
+    built = BuiltImage(image_id=pushed.image_id, tags=pushed.tags, labels=pushed.labels, size=pushed.size)
+    with pytest.raises(ImageError, match="refused the credentials") as err:
+        publish(settings_for(image_project, password="wrong"), built, progress=lambda _: None)
+    assert "DOCS_ASSISTANT_IMAGE__PASSWORD" in str(err.value)
+    assert built.digest is None
+    assert built.reference is None
+
+
+def test_a_registry_that_is_down_gives_a_clear_error(pushed, image_project) -> None:
+    down = f"127.0.0.1:{free_port()}"
+    built = BuiltImage(image_id=pushed.image_id, tags=[f"{down}/x:1"], labels={}, size=0)
+    with pytest.raises(ImageError, match=f"registry {down}") as err:
+        publish(settings_for(image_project, registry=down), built, progress=lambda _: None)
+    assert "connection refused" in str(err.value).lower()
+    assert built.digest is None
+
+
+def test_a_tampered_adapter_fails_the_build_before_docker_runs(image_project, tmp_path: Path) -> None:
+    settings = settings_for(image_project)
+    registry = ModelRegistry(settings)
+    info = registry.get(CHAMPION)
+    stored = registry.settings.paths.state_dir.resolve() / "mlflow" / "artifacts" / info.run_id / "artifacts"
+    weights = stored / "adapter" / "adapter_model.safetensors"
+    original = weights.read_bytes()
+    cached = settings.paths.models_dir / "adapters"
+    shutil.rmtree(cached, ignore_errors=True)  # no verified copy to fall back on: the stored bytes are read
+    try:
+        weights.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+        with pytest.raises(RegistryError, match="does not match its registered hash"):
+            stage_context(settings, tmp_path / "context", root=REPO, version="0", progress=lambda _: None)
+    finally:
+        weights.write_bytes(original)
+
+
+def test_bytes_changed_after_staging_fail_the_checksum_step_in_the_build(pushed, image_project, tmp_path) -> None:
+    settings = settings_for(image_project)
+    plan = stage_context(settings, tmp_path / "context", root=REPO, version="0", progress=lambda _: None)
+    weights = plan.context / "bundle" / "model" / "adapter" / "adapter_model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    with pytest.raises(ImageError, match="docker build failed") as err:
+        build(settings, plan, ["docs-assistant-test:tampered"], progress=lambda _: None)
+    assert "adapter_model.safetensors: FAILED" in str(err.value)

@@ -78,3 +78,7 @@ class InvalidDataError(DataError):
 
 class RegistryError(DocsAssistantError):
     """The model registry (MLflow) cannot be reached, lacks a version or alias, or holds a tampered adapter."""
+
+
+class ReleaseError(DocsAssistantError):
+    """A release is refused (dirty tree, failed eval gate, existing tag, nothing to release) or cannot be made."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import tomllib
 from pathlib import Path
@@ -16,7 +17,7 @@ from docs_assistant.config import load_settings
 from docs_assistant.errors import ConfigError, ReleaseError
 from docs_assistant.release import load_manifest, run_release, update_manifest
 
-from ..conftest import REPO  # noqa: TID252 - the repository root (its prompts)
+from ..conftest import REPO, training_run  # noqa: TID252 - the repository root (its prompts), a registry run
 
 pytestmark = pytest.mark.integration
 
@@ -178,6 +179,37 @@ def test_manifest_pins_the_feature_store_table_versions(repo: Path) -> None:
     assert versions == {name: store.open(name).version for name in versions}
     assert versions["chunks"] == 2
     assert all(isinstance(v, int) for v in versions.values())
+
+
+def test_manifest_pins_the_registry_champion(repo: Path, blank_registry_db: Path) -> None:
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from docs_assistant.registry import CHAMPION, ModelRegistry, adapter_hash
+
+    settings = settings_for(repo)
+    database = settings.paths.state_dir / "mlflow" / "mlflow.db"
+    database.parent.mkdir(parents=True)
+    shutil.copy(blank_registry_db, database)
+    adapter = repo / "var" / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text('{"peft_type": "LORA", "r": 2}', encoding="utf-8")
+    save_file({"lora_A": np.ones((2, 4), dtype=np.float32)}, str(adapter / "adapter_model.safetensors"))
+    registry = ModelRegistry(settings)
+    digest = adapter_hash(adapter)
+    run_id = registry.log_run(training_run(adapter))
+    registry.set_alias(CHAMPION, registry.register(run_id, digest).version)
+    commit(repo, "feat: ship the fine-tuned adapter")
+
+    adapter_entry = run_release(settings, root=repo).manifest["adapter"]
+
+    assert adapter_entry == {
+        "registry": settings.registry.model_name,
+        "alias": "champion",
+        "version": 1,
+        "hash": digest,
+        "run_id": run_id,
+    }
 
 
 # -- refusals -------------------------------------------------------------------------------------

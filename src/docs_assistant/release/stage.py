@@ -211,4 +211,4 @@ def markdown(manifest: dict[str, Any], dry_run: bool) -> str:
         ("adapter", f"{adapter['registry']} v{adapter['version']} `{adapter['hash'][:12]}`" if adapter else "none"),
         ("eval gate", ("passed" if evals["passed"] else "FAILED") if evals else "not run (not required)"),
     ]
-    return f"## Release: {state}\n\n{markdown_table(['', ''], rows)}\n"
+    return f"## Release: {state}\n\n{markdown_table(['', 'released'], rows)}\n"

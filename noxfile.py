@@ -79,6 +79,13 @@ def finetune(session: nox.Session) -> None:
     stage(session, "finetune", *own_posargs(session))
 
 
+@nox.session(requires=["finetune"], default=False)
+def release(session: nox.Session) -> None:
+    """Next version from conventional commits (commitizen), changelog, annotated tag, manifest (`-- --dry-run`)."""
+    install_locked(session, "release")
+    stage(session, "release", *own_posargs(session))
+
+
 @nox.session(requires=["finetune"])
 def pipeline(session: nox.Session) -> None:
     """Run every stage in order on the embedded defaults, then answer sample questions."""

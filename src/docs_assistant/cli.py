@@ -292,6 +292,29 @@ def finetune(
 
 @app.command()
 @friendly_errors
+def release(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="compute the next version and write the manifest; commit and tag nothing")
+    ] = False,
+) -> None:
+    """Bump the version from conventional commits, update the changelog, tag, and write the release manifest."""
+    from docs_assistant.release import run_release
+
+    result = run_release(
+        _settings(), dry_run=dry_run, progress=lambda msg: console.print(f"release: {msg}", highlight=False)
+    )
+    m = result.manifest
+    if m["tagged"]:
+        done = f"tagged {m['tag']} on {m['git_sha'][:12]} ({m['previous_version']} -> {m['version']})"
+    elif m["bumped"]:
+        done = f"dry run: next version {m['version']} (tag {m['tag']}); nothing committed or tagged"
+    else:
+        done = f"dry run: nothing to bump; the version stays {m['version']}"
+    console.print(f"release: {done}; manifest in {result.manifest_path}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+@friendly_errors
 def serve(
     host: Annotated[str | None, typer.Option(help="bind address (default: setting serve.host)")] = None,
     port: Annotated[int | None, typer.Option(help="port (default: setting serve.port)")] = None,

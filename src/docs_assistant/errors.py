@@ -82,3 +82,7 @@ class RegistryError(DocsAssistantError):
 
 class ImageError(DocsAssistantError):
     """The container image cannot be staged, built, pushed or pulled; `where` names the setting, file or registry."""
+
+
+class ReleaseError(DocsAssistantError):
+    """A release is refused (dirty tree, failed eval gate, existing tag, nothing to release) or cannot be made."""

@@ -43,8 +43,10 @@ def triggers(path: Path) -> dict[str, Any]:
 
 REUSABLE = [p for p in WORKFLOWS if "workflow_call" in triggers(p)]
 
-#: the only write grants: posting the eval report on a pull request, from a job that runs no checked-out code
+#: the only write grants: posting the eval report on a pull request, from a job that runs no checked-out code,
+#: and pushing the release's bump commit and tag (one explicit push; checkout keeps no credentials)
 WRITE_GRANTS = {
+    ("release.yml", "release"): {"contents": "write"},
     ("prompt-evals.yml", "comment"): {"pull-requests": "write"},
     ("ci.yml", "prompt-evals"): {"contents": "read", "pull-requests": "write"},  # the caller bounds the callee
 }

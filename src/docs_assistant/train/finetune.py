@@ -6,7 +6,6 @@ adapter is registered (alias `candidate`) with its lineage; `champion` moves onl
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any
 from docs_assistant.config import Settings
 from docs_assistant.data.store import FeatureStore
 from docs_assistant.errors import ConfigError
+from docs_assistant.lineage import git_sha
 from docs_assistant.rag.prompts import PromptRegistry
 from docs_assistant.train.data import FEEDBACK_ROWS_TAG, TrainingData, build_training_data, retrieval_renderer
 from docs_assistant.train.lora import TrainResult, train_lora
@@ -36,16 +36,6 @@ class FinetuneResult:
     def passed(self) -> bool:
         """The stage's gate: training must beat the base model (losing to the champion is not a failure)."""
         return self.decision.beats_base
-
-
-def git_sha(root: Path) -> str:
-    """HEAD's SHA, with '-dirty' when the tree has uncommitted changes; 'unknown' outside a git checkout."""
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
 def evaluate(settings: Settings, adapter: Path | None, embedder: Any) -> Scores:

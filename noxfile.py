@@ -30,10 +30,14 @@ def stage(session: nox.Session, *args: str) -> None:
     session.run("docs-assistant", *args, env=OFFLINE)
 
 
+def named(session: nox.Session) -> bool:
+    """Whether `-s` named this session (rather than nox running it for a session that `requires` it)."""
+    return session.name in (session._runner.global_config.sessions or [])  # nox has no public record of it
+
+
 def own_posargs(session: nox.Session) -> list[str]:
     """Arguments after `--` are for the session named with `-s`: nox hands them to the ones it `requires` too."""
-    named = session._runner.global_config.sessions or []  # nox keeps no public record of what was asked for
-    return session.posargs if session.name in named else []
+    return session.posargs if named(session) else []
 
 
 @nox.session
@@ -83,18 +87,19 @@ def finetune(session: nox.Session) -> None:
 def release(session: nox.Session) -> None:
     """Next version from conventional commits (commitizen), changelog, annotated tag, manifest (`-- --dry-run`)."""
     install_locked(session, "release")
-    stage(session, "release", *own_posargs(session))
+    # Inside `pipeline` it previews: a pipeline run must not commit or tag; `nox -s release` releases.
+    stage(session, "release", *(own_posargs(session) if named(session) else ["--dry-run"]))
 
 
-@nox.session(requires=["finetune"])
+@nox.session(requires=["release", "build_image"])
 def pipeline(session: nox.Session) -> None:
-    """Run every stage in order on the embedded defaults, then answer sample questions."""
+    """Run every stage in order (the image needs a Docker Engine), then answer sample questions."""
     install_locked(session)
     stage(session, "retrieval-eval")
     stage(session, "ask", "--sample", os.environ.get("SAMPLE_QUESTIONS", "3"))
 
 
-@nox.session(default=False)
+@nox.session(requires=["finetune"], default=False)
 def build_image(session: nox.Session) -> None:
     """Build the service image (model, adapter, index inside) with the Docker SDK; push it when a registry is set."""
     install_locked(session, "release")

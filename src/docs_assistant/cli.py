@@ -351,18 +351,21 @@ def image_build(
     ] = None,
 ) -> None:
     """Stage the model, adapter and index, build the image with the Docker SDK, and push it."""
-    from docs_assistant.deploy.image import build_and_push, release_version, write_image_report
+    from docs_assistant.deploy.image import build_and_push, record_in_manifest, release_version, write_image_report
 
     settings = _settings()
     root = Path.cwd()
+    released, manifest = release_version(settings, root)
     built, plan = build_and_push(
         settings,
         root=root,
-        version=version or release_version(settings, root),
+        version=version or released,
         push_image=bool(settings.image.registry) if push is None else push,
         progress=lambda msg: console.print(msg, highlight=False, markup=False, soft_wrap=True),
     )
     report = write_image_report(settings, built, plan)
+    if version in (None, released):
+        record_in_manifest(manifest, built)
     console.print(f"image: {built.reference or built.tags[0]} ({built.size / 1e6:.0f} MB); report in {report}")
 
 
@@ -374,12 +377,15 @@ def image_push(
     ] = None,
 ) -> None:
     """Push an image built before (found by its version and git SHA tags) and pull it back by digest."""
-    from docs_assistant.deploy.image import local_image, publish, release_version
+    from docs_assistant.deploy.image import local_image, publish, record_in_manifest, release_version
 
     settings = _settings()
     root = Path.cwd()
-    built = local_image(settings, root=root, version=version or release_version(settings, root))
+    released, manifest = release_version(settings, root)
+    built = local_image(settings, root=root, version=version or released)
     publish(settings, built, progress=lambda msg: console.print(msg, highlight=False, markup=False, soft_wrap=True))
+    if version in (None, released):
+        record_in_manifest(manifest, built)
     console.print(f"image: {built.reference}")
 
 

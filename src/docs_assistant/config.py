@@ -337,6 +337,11 @@ class ImageSettings(_Section):
     password: SecretStr | None = Field(
         default=None, description="registry password or token; set DOCS_ASSISTANT_IMAGE__PASSWORD (never a build arg)"
     )
+    adapter_alias: str | None = Field(
+        default="champion",
+        description="the registry alias whose adapter the image carries (model.adapter_alias/adapter_path win; "
+        "unset: no adapter unless those name one)",
+    )
     dockerfile: Path = Path("deploy/Dockerfile")
     base_image: str = Field(default="python:3.11-slim", description="any Debian-like image with python3 and venv")
     torch_flavour: Literal["cpu", "cuda"] = Field(

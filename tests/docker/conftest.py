@@ -25,7 +25,8 @@ USERNAME, PASSWORD = "ci", "ci-password"  # what .ci/docker.sh writes into the r
 TORCH_WHEELS = Path("/opt/wheels")  # this machine's CPU torch wheel (no download.pytorch.org here)
 
 
-def _engine() -> Any | None:
+def engine() -> Any | None:
+    """A client of the local engine, if one runs and has the base image; else None."""
     try:
         import docker
 
@@ -39,13 +40,17 @@ def _engine() -> Any | None:
 
 @pytest.fixture(scope="session")
 def docker_client() -> Any:
-    client = _engine()
+    client = engine()
     if client is None:
-        message = f"no Docker Engine with base image {BASE_IMAGE} (run .ci/docker.sh)"
-        if os.environ.get("DOCS_ASSISTANT_REQUIRE_DOCKER") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail_without_docker()
     return client
+
+
+def skip_or_fail_without_docker() -> None:
+    message = f"no Docker Engine with base image {BASE_IMAGE} (run .ci/docker.sh)"
+    if os.environ.get("DOCS_ASSISTANT_REQUIRE_DOCKER") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 def image_settings(**image: Any) -> dict[str, Any]:
@@ -60,6 +65,19 @@ def image_settings(**image: Any) -> dict[str, Any]:
         "torch_wheels": TORCH_WHEELS if any(TORCH_WHEELS.glob("torch-*+cpu-*.whl")) else None,
     }
     return defaults | image
+
+
+def image_env() -> dict[str, str]:
+    """The same image settings as environment variables, for nox sessions and the CLI."""
+    env = {
+        "DOCS_ASSISTANT_IMAGE__BASE_IMAGE": BASE_IMAGE,
+        "DOCS_ASSISTANT_IMAGE__NETWORK_MODE": "host",
+        "DOCS_ASSISTANT_IMAGE__REPOSITORY": "docs-assistant-test",
+    }
+    wheels = image_settings()["torch_wheels"]
+    if wheels is not None:
+        env["DOCS_ASSISTANT_IMAGE__TORCH_WHEELS"] = str(wheels)
+    return env
 
 
 def free_port() -> int:

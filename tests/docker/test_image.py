@@ -13,10 +13,20 @@ from typing import Any
 
 import pytest
 
-from docs_assistant.deploy.image import BuiltImage, build, build_and_push, publish, stage_context
+from docs_assistant.deploy.image import (
+    BuiltImage,
+    build,
+    build_and_push,
+    publish,
+    record_in_manifest,
+    release_version,
+    stage_context,
+)
 from docs_assistant.errors import ImageError, RegistryError
 from docs_assistant.registry import CHAMPION, ModelRegistry
 from docs_assistant.registry.hashing import adapter_hash
+from docs_assistant.release.manifest import load_manifest
+from docs_assistant.release.stage import run_release
 
 from ..conftest import REPO, ingest_and_index, make_project, training_run, with_registry  # noqa: TID252 - shared project helpers
 from .conftest import REGISTRY, free_port, image_settings, wait_ready
@@ -37,14 +47,25 @@ def image_project(tmp_path_factory, models_dir, embedder, blank_registry_db, lor
 
 
 def settings_for(project, **image: Any) -> Any:
-    return project.settings(model={"adapter_alias": CHAMPION}, image=image_settings(**image))
+    # The eval gate has tests of its own (tests/integration/test_release.py); here it would cost a full eval run.
+    return project.settings(
+        model={"adapter_alias": CHAMPION}, image=image_settings(**image), release={"require_eval_gate": False}
+    )
 
 
 @pytest.fixture(scope="module")
-def pushed(image_project) -> BuiltImage:
-    built, _ = build_and_push(
-        settings_for(image_project), root=REPO, version="0.0.0-test", push_image=True, progress=lambda _: None
-    )
+def released(image_project) -> Path:
+    """A release (dry run: the checkout may be dirty) of this checkout: the manifest the image joins."""
+    return run_release(settings_for(image_project), root=REPO, dry_run=True).manifest_path
+
+
+@pytest.fixture(scope="module")
+def pushed(image_project, released) -> BuiltImage:
+    settings = settings_for(image_project)
+    version, manifest = release_version(settings, REPO)
+    assert manifest == released
+    built, _ = build_and_push(settings, root=REPO, version=version, push_image=True, progress=lambda _: None)
+    record_in_manifest(manifest, built)
     return built
 
 
@@ -57,16 +78,19 @@ def post_json(url: str, body: dict[str, Any]) -> dict[str, Any]:
         return json.loads(response.read())
 
 
-def test_the_image_pulled_by_digest_runs_read_only_as_non_root_and_answers(
-    pushed, image_project, docker_client, run_container
+def test_release_build_push_pull_run_answers_and_the_manifest_pins_the_digest_that_ran(
+    pushed, released, docker_client, run_container
 ) -> None:
     assert pushed.digest is not None
     assert pushed.digest.startswith("sha256:")
-    assert pushed.reference == f"{REGISTRY}/docs-assistant-test@{pushed.digest}"
-    pulled = docker_client.images.pull(pushed.reference, auth_config={"username": "ci", "password": "ci-password"})
+    manifest = load_manifest(released)
+    reference = manifest["image"]["reference"]
+    assert reference == f"{REGISTRY}/docs-assistant-test@{pushed.digest}"
+    pulled = docker_client.images.pull(reference, auth_config={"username": "ci", "password": "ci-password"})
     assert pulled.id == pushed.image_id
 
-    running = run_container(pushed.reference)
+    running = run_container(reference)
+    assert running.container.image.id == manifest["image"]["id"]
     wait_ready(running.url, running.container)
     answer = post_json(f"{running.url}/v1/answer", {"question": "How do I rotate the admin token?"})
     assert answer["answer"].strip()
@@ -79,7 +103,7 @@ def test_the_image_pulled_by_digest_runs_read_only_as_non_root_and_answers(
     assert running.container.attrs["HostConfig"]["ReadonlyRootfs"] is True
 
 
-def test_labels_pin_the_source_model_adapter_and_prompts(pushed, image_project) -> None:
+def test_labels_pin_the_source_model_adapter_and_prompts(pushed, image_project, released) -> None:
     labels = pushed.labels
     registry = ModelRegistry(settings_for(image_project))
     champion = registry.get(CHAMPION)
@@ -87,7 +111,7 @@ def test_labels_pin_the_source_model_adapter_and_prompts(pushed, image_project) 
     assert labels["io.docs-assistant.adapter.sha256"] == champion.adapter_hash
     assert labels["io.docs-assistant.adapter.version"] == str(champion.version)
     assert labels["io.docs-assistant.model"] == "tiny-random-llama"
-    assert labels["org.opencontainers.image.version"] == "0.0.0-test"
+    assert labels["org.opencontainers.image.version"] == load_manifest(released)["version"]
     assert len(labels["org.opencontainers.image.revision"].removesuffix("-dirty")) == 40
     assert labels["org.opencontainers.image.created"].endswith("Z")
     assert "rag-answer@1:" in labels["io.docs-assistant.prompts"]

@@ -2,6 +2,7 @@
 
 The second run changes nothing, so it must re-embed nothing and commit no new table version, and its
 fine-tune (same data, same seed) is registered but cannot beat the champion the first run promoted.
+The release stage previews (a pipeline never tags) and the image is built on the real Docker Engine.
 """
 
 from __future__ import annotations
@@ -14,10 +15,20 @@ from pathlib import Path
 
 import pytest
 
+from ..docker.conftest import engine, image_env, skip_or_fail_without_docker  # noqa: TID252 - the machine's image settings
+
 REPO = Path(__file__).resolve().parents[2]
 IGNORE = shutil.ignore_patterns(".git", ".venv", ".nox", "var", "reports", "__pycache__", "*_cache")
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.docker]
+
+
+def git_snapshot(root: Path) -> None:
+    """Make the copy a repository with one conventional commit, as a release needs."""
+    identity = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com"}
+    identity |= {"GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "feat: the docs assistant"]):
+        subprocess.run(["git", *args], cwd=root, check=True, env=os.environ | identity)
 
 
 def nox(root: Path) -> subprocess.CompletedProcess[str]:
@@ -29,7 +40,7 @@ def nox(root: Path) -> subprocess.CompletedProcess[str]:
         [nox_exe, "-s", "pipeline", "--reuse-venv=yes", "--no-color"],
         cwd=root,
         # fewer LoRA steps than the default two epochs keep CI short; the stage and its gate are the same
-        env=env | {"SAMPLE_QUESTIONS": "2", "DOCS_ASSISTANT_FINETUNE__MAX_STEPS": "6"},
+        env=env | image_env() | {"SAMPLE_QUESTIONS": "2", "DOCS_ASSISTANT_FINETUNE__MAX_STEPS": "6"},
         capture_output=True,
         text=True,
         timeout=1500,
@@ -43,8 +54,11 @@ def report(root: Path, stage: str) -> dict:
 
 @pytest.mark.timeout(2400)  # two whole pipelines (validate, index, evals, finetune) from cold venvs
 def test_pipeline_answers_then_a_noop_rerun_reembeds_nothing(tmp_path: Path) -> None:
+    if engine() is None:
+        skip_or_fail_without_docker()
     root = tmp_path / "repo"
     shutil.copytree(REPO, root, ignore=IGNORE)
+    git_snapshot(root)
 
     first = nox(root)
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
@@ -60,6 +74,12 @@ def test_pipeline_answers_then_a_noop_rerun_reembeds_nothing(tmp_path: Path) -> 
     assert tuned["registered"]["version"] == 1
     assert tuned["promoted"] is True, tuned["reason"]
     assert (root / "reports" / "finetune" / "adapter" / "adapter_model.safetensors").is_file()
+    manifest = json.loads((root / "reports" / "release" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["tagged"] is False  # previewed: the pipeline never tags
+    assert manifest["version"] == "0.2.0"  # the feat: commit bumps the minor version (0.x)
+    image = report(root, "build_image")["image"]
+    assert manifest["image"]["id"] == image["id"]
+    assert image["labels"]["io.docs-assistant.adapter.version"] == "1"  # the champion just promoted
 
     second = nox(root)
     assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-4000:]
@@ -72,3 +92,5 @@ def test_pipeline_answers_then_a_noop_rerun_reembeds_nothing(tmp_path: Path) -> 
     assert retuned["registered"]["version"] == 2
     assert retuned["promoted"] is False
     assert retuned["previous_champion"] == 1
+    rebuilt = report(root, "build_image")["image"]
+    assert rebuilt["labels"]["io.docs-assistant.adapter.version"] == "1"  # v2 was not promoted

@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.workflows, pytest.mark.e2e]
 
 CI = ".github/workflows/ci.yml"
 #: the integration and e2e layers already run in this repository's own suite; here the CI wiring is tested
-FAST_SUITE = ["--var", "PYTEST_ARGS=-m 'not integration and not e2e'"]
+FAST_SUITE = ["--var", "PYTEST_ARGS=-m 'not integration and not e2e and not docker'"]
 
 
 def generated_repo(template_repo: Path, tmp_path: Path, answers: dict[str, str] = ZETA) -> Path:

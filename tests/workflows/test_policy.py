@@ -47,11 +47,18 @@ REUSABLE = [p for p in WORKFLOWS if "workflow_call" in triggers(p)]
 #: and pushing the release's bump commit and tag (one explicit push; checkout keeps no credentials)
 WRITE_GRANTS = {
     ("release.yml", "release"): {"contents": "write"},
+    # push to GHCR, and sign + store the build provenance attestation of the pushed digest
+    ("image.yml", "image"): {"contents": "read", "packages": "write", "id-token": "write", "attestations": "write"},
     ("prompt-evals.yml", "comment"): {"pull-requests": "write"},
     ("ci.yml", "prompt-evals"): {"contents": "read", "pull-requests": "write"},  # the caller bounds the callee
 }
 #: reusable workflows whose nox session (and report directory) is not named like the file (the issues fixed the names)
-SESSION = {"data-validation": "validate_data", "prompt-evals": "eval_prompts", "finetune": "finetune"}
+SESSION = {
+    "data-validation": "validate_data",
+    "prompt-evals": "eval_prompts",
+    "finetune": "finetune",
+    "image": "build_image",
+}
 
 
 def steps_of(path: Path) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ from typing import Any
 from docs_assistant.config import TINY_MODEL, Settings
 from docs_assistant.errors import ImageError
 from docs_assistant.io import sha256_file
+from docs_assistant.lineage import git_sha
 
 Progress = Callable[[str], None]
 
@@ -97,16 +98,6 @@ def docker_client() -> Any:
     return client
 
 
-def git_revision(root: Path) -> tuple[str, bool]:
-    """(HEAD's SHA, whether the tree is dirty); ('unknown', True) outside a git checkout."""
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
-        status = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown", True
-    return sha.stdout.strip(), bool(status.stdout.strip())
-
-
 def _copy_tree(src: Path, dest: Path) -> None:
     shutil.copytree(src, dest, ignore=IGNORED, dirs_exist_ok=True)
 
@@ -142,16 +133,18 @@ def _stage_adapter(settings: Settings, dest: Path) -> dict[str, Any] | None:
     from docs_assistant.registry.hashing import adapter_hash
 
     model = settings.model
-    if model.adapter_alias is None and model.adapter_path is None:
+    alias = model.adapter_alias or (settings.image.adapter_alias if model.adapter_path is None else None)
+    if alias is None and model.adapter_path is None:
         return None
-    facts: dict[str, Any] = {"alias": model.adapter_alias, "version": None}
-    if model.adapter_alias is not None:
+    facts: dict[str, Any] = {"alias": alias, "version": None}
+    if alias is not None:
         from docs_assistant.registry.model_registry import ModelRegistry
 
         registry = ModelRegistry(settings)
-        info = registry.get(model.adapter_alias)
+        info = registry.get(alias)
         if info is None:
-            raise registry.unknown(model.adapter_alias, where="model.adapter_alias")
+            setting = "model.adapter_alias" if model.adapter_alias else "image.adapter_alias"
+            raise registry.unknown(alias, where=setting)
         source = registry.fetch(info)  # raises RegistryError when the stored bytes do not match the registered hash
         facts |= {"version": info.version, "registered_sha256": info.adapter_hash}
     else:
@@ -225,12 +218,11 @@ def stage_context(settings: Settings, dest: Path, *, root: Path, version: str, p
 
     _world_readable(dest)
 
-    sha, dirty = git_revision(root)
     prompts = PromptRegistry.load(settings.paths.prompts_dir)
     labels = {
         "org.opencontainers.image.title": "docs-assistant",
         "org.opencontainers.image.source": _source_url(root),
-        "org.opencontainers.image.revision": sha + ("-dirty" if dirty else ""),
+        "org.opencontainers.image.revision": git_sha(root),
         "org.opencontainers.image.version": version,
         "org.opencontainers.image.created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         f"{LABEL_PREFIX}.model": base["name"],
@@ -283,7 +275,7 @@ def _stream(events: Iterator[dict[str, Any]], progress: Progress, log: list[str]
 def image_tags(settings: Settings, version: str, sha: str) -> list[str]:
     """`repo:<version>` and `repo:sha-<12 chars>`, under the registry when one is set."""
     repository = repository_name(settings)
-    return [f"{repository}:{version.replace('+', '-')}", f"{repository}:sha-{sha[:12]}"]
+    return [f"{repository}:{version.replace('+', '-')}", f"{repository}:sha-{sha.removesuffix('-dirty')[:12]}"]
 
 
 def repository_name(settings: Settings) -> str:
@@ -311,7 +303,12 @@ def serving_torch_wheel(settings: Settings) -> Iterator[None]:
             where=f"image.torch_wheels={image.torch_wheels}",
             hint="keep one CPU torch wheel there, or unset it to use image.torch_index",
         )
-    with tempfile.TemporaryDirectory(prefix="docs-assistant-wheels-") as tmp:
+    import fcntl  # POSIX: local torch wheels are a Linux build machine's concern
+
+    # One build at a time serves on the fixed port; a concurrent one waits for it instead of failing.
+    lock = Path(tempfile.gettempdir()) / f"docs-assistant-wheels-{WHEELS_PORT}.lock"
+    with lock.open("a") as held, tempfile.TemporaryDirectory(prefix="docs-assistant-wheels-") as tmp:
+        fcntl.flock(held, fcntl.LOCK_EX)
         os.symlink(found[0].resolve(), Path(tmp) / found[0].name)
         handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=tmp)
         handler.log_message = lambda *args: None  # type: ignore[method-assign]
@@ -452,8 +449,7 @@ def local_image(settings: Settings, *, root: Path, version: str) -> BuiltImage:
     """The image `build` made for this version and commit, found by its tags."""
     from docker.errors import ImageNotFound
 
-    sha, _ = git_revision(root)
-    tags = image_tags(settings, version, sha)
+    tags = image_tags(settings, version, git_sha(root))
     try:
         image = docker_client().images.get(tags[0])
     except ImageNotFound as err:
@@ -470,7 +466,7 @@ def build_and_push(
     settings: Settings, *, root: Path, version: str, push_image: bool, progress: Progress = print
 ) -> tuple[BuiltImage, BuildPlan]:
     """Stage, build, and (with `push_image`) publish: push and pull back by digest."""
-    sha, _ = git_revision(root)
+    sha = git_sha(root)
     with tempfile.TemporaryDirectory(prefix="docs-assistant-image-") as tmp:
         plan = stage_context(settings, Path(tmp) / "context", root=root, version=version, progress=progress)
         built = build(settings, plan, image_tags(settings, version, sha), progress)
@@ -482,16 +478,36 @@ def build_and_push(
 STAGE = "build_image"
 
 
-def release_version(settings: Settings, root: Path) -> str:
-    """The version to tag: the release manifest's when a release ran, else pyproject's."""
+def release_version(settings: Settings, root: Path) -> tuple[str, Path | None]:
+    """(the version to tag, the release manifest to record the image in, if a release of this commit ran).
+
+    A manifest of another commit is refused: the image would claim a release it was not built from.
+    """
     import tomllib
 
-    manifest = settings.paths.reports_dir / "release" / "manifest.json"
-    if manifest.is_file():
-        version = json.loads(manifest.read_text(encoding="utf-8")).get("version")
-        if version:
-            return str(version)
-    return str(tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"])
+    from docs_assistant.release.manifest import load_manifest, manifest_path
+
+    path = manifest_path(settings.paths.reports_dir)
+    if not path.is_file():
+        pyproject = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+        return str(pyproject["project"]["version"]), None
+    manifest = load_manifest(path)
+    here = git_sha(root)
+    if manifest["git_sha"] != here:
+        raise ImageError(
+            f"the release manifest is for commit {manifest['git_sha']}, but the checkout is at {here}",
+            where=path,
+            hint="run `docs-assistant release` (or `--dry-run`) for this commit first, or delete the old manifest",
+        )
+    return str(manifest["version"]), path
+
+
+def record_in_manifest(manifest: Path | None, built: BuiltImage) -> None:
+    """Pin the image (digest, tags, labels) in the release manifest the deployments will read."""
+    if manifest is not None:
+        from docs_assistant.release.manifest import update_manifest
+
+        update_manifest(manifest, image=built.as_manifest())
 
 
 def write_image_report(settings: Settings, built: BuiltImage, plan: BuildPlan) -> Path:

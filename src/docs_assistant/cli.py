@@ -351,7 +351,13 @@ def image_build(
     ] = None,
 ) -> None:
     """Stage the model, adapter and index, build the image with the Docker SDK, and push it."""
-    from docs_assistant.deploy.image import build_and_push, record_in_manifest, release_version, write_image_report
+    from docs_assistant.deploy.image import (
+        build_and_push,
+        image_sbom,
+        record_in_manifest,
+        release_version,
+        write_image_report,
+    )
 
     settings = _settings()
     root = Path.cwd()
@@ -363,9 +369,10 @@ def image_build(
         push_image=bool(settings.image.registry) if push is None else push,
         progress=lambda msg: console.print(msg, highlight=False, markup=False, soft_wrap=True),
     )
-    report = write_image_report(settings, built, plan)
+    sbom = image_sbom(settings, built, root)
+    report = write_image_report(settings, built, plan, sbom)
     if version in (None, released):
-        record_in_manifest(manifest, built)
+        record_in_manifest(manifest, built, sbom)
     console.print(f"image: {built.reference or built.tags[0]} ({built.size / 1e6:.0f} MB); report in {report}")
 
 

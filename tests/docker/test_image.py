@@ -17,6 +17,7 @@ from docs_assistant.deploy.image import (
     BuiltImage,
     build,
     build_and_push,
+    image_sbom,
     publish,
     record_in_manifest,
     release_version,
@@ -65,7 +66,7 @@ def pushed(image_project, released) -> BuiltImage:
     version, manifest = release_version(settings, REPO)
     assert manifest == released
     built, _ = build_and_push(settings, root=REPO, version=version, push_image=True, progress=lambda _: None)
-    record_in_manifest(manifest, built)
+    record_in_manifest(manifest, built, image_sbom(settings, built, REPO))
     return built
 
 
@@ -177,3 +178,18 @@ def test_bytes_changed_after_staging_fail_the_checksum_step_in_the_build(pushed,
     with pytest.raises(ImageError, match="docker build failed") as err:
         build(settings, plan, ["docs-assistant-test:tampered"], progress=lambda _: None)
     assert "adapter_model.safetensors: FAILED" in str(err.value)
+
+
+def test_the_sbom_lists_what_the_image_holds_and_the_manifest_pins_it(pushed, released) -> None:
+    manifest = load_manifest(released)
+    sbom = manifest["sbom"]
+    path = Path(sbom["path"])
+    assert path.parent == released.parent  # next to the manifest
+    bom = json.loads(path.read_text(encoding="utf-8"))
+    assert bom["bomFormat"] == "CycloneDX"
+    versions = {c["name"]: c["version"] for c in bom["components"]}
+    assert sbom["components"] == len(versions) == sbom["packages_in_image"]
+    assert versions["torch"].endswith("+cpu")  # the image's torch, not the lock's CUDA build
+    assert not [name for name in versions if name.startswith("nvidia-")]
+    assert {"transformers", "peft", "lancedb", "fastapi"} <= versions.keys()
+    assert bom["metadata"]["component"]["name"] == "docs-assistant"

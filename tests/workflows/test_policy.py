@@ -49,6 +49,8 @@ WRITE_GRANTS = {
     ("release.yml", "release"): {"contents": "write"},
     # push to GHCR, and sign + store the build provenance attestation of the pushed digest
     ("image.yml", "image"): {"contents": "read", "packages": "write", "id-token": "write", "attestations": "write"},
+    ("cd.yml", "release"): {"contents": "write"},  # callers grant what the called workflow's job needs
+    ("cd.yml", "image"): {"contents": "read", "packages": "write", "id-token": "write", "attestations": "write"},
     ("prompt-evals.yml", "comment"): {"pull-requests": "write"},
     ("ci.yml", "prompt-evals"): {"contents": "read", "pull-requests": "write"},  # the caller bounds the callee
 }

@@ -502,23 +502,40 @@ def release_version(settings: Settings, root: Path) -> tuple[str, Path | None]:
     return str(manifest["version"]), path
 
 
-def record_in_manifest(manifest: Path | None, built: BuiltImage) -> None:
-    """Pin the image (digest, tags, labels) in the release manifest the deployments will read."""
+def record_in_manifest(manifest: Path | None, built: BuiltImage, sbom: dict[str, Any] | None = None) -> None:
+    """Pin the image (digest, tags, labels) and its SBOM in the release manifest the deployments will read."""
     if manifest is not None:
         from docs_assistant.release.manifest import update_manifest
 
-        update_manifest(manifest, image=built.as_manifest())
+        update_manifest(manifest, image=built.as_manifest(), **({"sbom": sbom} if sbom else {}))
 
 
-def write_image_report(settings: Settings, built: BuiltImage, plan: BuildPlan) -> Path:
+def image_sbom(settings: Settings, built: BuiltImage, root: Path) -> dict[str, Any]:
+    """CycloneDX SBOM of the image's Python packages, next to the release manifest."""
+    from docs_assistant.deploy.sbom import write_sbom
+
+    dest = settings.paths.reports_dir / "release" / "sbom.cdx.json"
+    return write_sbom(docker_client(), built.image_id, dest, pyproject=root / "pyproject.toml")
+
+
+def write_image_report(
+    settings: Settings, built: BuiltImage, plan: BuildPlan | None, sbom: dict[str, Any] | None = None
+) -> Path:
     """reports/build_image/summary.{json,md}: what was built and where it can be pulled from."""
     from docs_assistant.reports import markdown_table, write_report
 
-    summary = {"stage": STAGE, "image": built.as_manifest(), "model": plan.model, "buildargs": plan.buildargs}
+    summary = {
+        "stage": STAGE,
+        "image": built.as_manifest(),
+        "model": plan.model if plan else None,
+        "buildargs": plan.buildargs if plan else None,
+        "sbom": sbom,
+    }
     rows = [
         ["reference", built.reference or "(not pushed)"],
         ["tags", ", ".join(built.tags)],
         ["size", f"{built.size / 1e6:.0f} MB"],
+        ["SBOM", f"{sbom['path']} ({sbom['components']} components)" if sbom else "-"],
         *[[k, v] for k, v in sorted(built.labels.items()) if k.startswith(LABEL_PREFIX)],
     ]
     markdown = "## Image\n\n" + markdown_table(["", ""], rows) + "\n"

@@ -283,6 +283,11 @@ def repository_name(settings: Settings) -> str:
     return f"{image.registry.rstrip('/')}/{image.repository}" if image.registry else image.repository
 
 
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """The build's own log says what it fetched."""
+
+
 @contextlib.contextmanager
 def serving_torch_wheel(settings: Settings) -> Iterator[None]:
     """Serve the one CPU torch wheel of `image.torch_wheels` on loopback while the build runs (host network)."""
@@ -310,8 +315,7 @@ def serving_torch_wheel(settings: Settings) -> Iterator[None]:
     with lock.open("a") as held, tempfile.TemporaryDirectory(prefix="docs-assistant-wheels-") as tmp:
         fcntl.flock(held, fcntl.LOCK_EX)
         os.symlink(found[0].resolve(), Path(tmp) / found[0].name)
-        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=tmp)
-        handler.log_message = lambda *args: None  # type: ignore[method-assign]
+        handler = functools.partial(_QuietHandler, directory=tmp)
         try:
             server = http.server.ThreadingHTTPServer(("127.0.0.1", WHEELS_PORT), handler)
         except OSError as err:

@@ -331,12 +331,17 @@ def serving_torch_wheel(settings: Settings) -> Iterator[None]:
             server.server_close()
 
 
-def build(settings: Settings, plan: BuildPlan, tags: list[str], progress: Progress = print) -> BuiltImage:
-    """Build the staged context with the classic builder, streaming its output; tag it with every tag."""
+def build(
+    settings: Settings, plan: BuildPlan, tags: list[str], progress: Progress = print, *, nocache: bool = False
+) -> BuiltImage:
+    """Build the staged context with the classic builder, streaming its output; tag it with every tag.
+
+    `nocache` builds every step afresh, ignoring the layer cache (a cold build, as on a new machine).
+    """
     client = docker_client()
     log: list[str] = []
     with serving_torch_wheel(settings):
-        image_id = _build(client, settings, plan, tags, progress, log)
+        image_id = _build(client, settings, plan, tags, progress, log, nocache=nocache)
     image = client.images.get(image_id)
     for tag in tags[1:]:
         repo, _, name = tag.rpartition(":")
@@ -345,7 +350,14 @@ def build(settings: Settings, plan: BuildPlan, tags: list[str], progress: Progre
 
 
 def _build(
-    client: Any, settings: Settings, plan: BuildPlan, tags: list[str], progress: Progress, log: list[str]
+    client: Any,
+    settings: Settings,
+    plan: BuildPlan,
+    tags: list[str],
+    progress: Progress,
+    log: list[str],
+    *,
+    nocache: bool = False,
 ) -> str:
     events = client.api.build(
         path=str(plan.context),
@@ -357,6 +369,7 @@ def _build(
         rm=True,
         forcerm=True,
         pull=False,
+        nocache=nocache,
         decode=True,
     )
     aux = _stream(events, progress, log, "docker build", where=f"{plan.context}/deploy/Dockerfile")

@@ -27,7 +27,7 @@ def git_snapshot(root: Path) -> None:
     """Make the copy a repository with one conventional commit, as a release needs."""
     identity = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com"}
     identity |= {"GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
-    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "feat: the docs assistant"]):
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "feat: a first release"]):
         subprocess.run(["git", *args], cwd=root, check=True, env=os.environ | identity)
 
 

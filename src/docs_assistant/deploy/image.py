@@ -36,7 +36,7 @@ LABEL_PREFIX = "io.docs-assistant"
 #: files of the repository the build needs (everything else stays out of the context)
 CONTEXT_FILES = ("pyproject.toml", "uv.lock", "README.md")
 CONTEXT_DIRS = ("src",)
-DEPLOY_FILES = ("deploy/Dockerfile", "deploy/cuda_packages.py")
+DEPLOY_FILES = ("deploy/cuda_packages.py",)  # the Dockerfile comes from image.dockerfile
 #: where `image.torch_wheels` is served during a build; fixed, because a build arg that changes busts the cache
 WHEELS_PORT = 38217
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".DS_Store")

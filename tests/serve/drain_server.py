@@ -1,7 +1,9 @@
 """The SIGTERM test's server process: the real app, tiny model and index, run by `serve.server.serve`.
 
 Generation waits while the file named by argv[1] exists, so the test decides when an answer is in
-flight. The bound port is printed on the first line of stdout.
+flight; a generation that finds it there first creates `<argv[1]>.generating`, so the test knows the
+request was admitted (the HTTP in-flight gauge rises earlier, before admission, and a SIGTERM in that
+gap rightly refuses the request instead). The bound port is printed on the first line of stdout.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ class HeldLLM:
         self.llm, self.hold, self.info = llm, hold, llm.info
 
     def generate(self, prompt: str, **kwargs: Any) -> Any:
+        if self.hold.exists():
+            self.hold.with_name(f"{self.hold.name}.generating").touch()
         deadline = time.monotonic() + 60
         while self.hold.exists() and time.monotonic() < deadline:
             time.sleep(0.01)

@@ -44,6 +44,7 @@ def wait_until(condition, what: str, within: float = 30) -> None:
 
 def test_sigterm_during_a_generation_completes_it_and_refuses_new_work(serve_project, tmp_path) -> None:
     hold = tmp_path / "hold"
+    generating = tmp_path / "hold.generating"
     env = os.environ | serve_project.env()
     log = tmp_path / "server.log"
     with server_process([sys.executable, str(SERVER), str(hold)], env, log) as proc:
@@ -53,7 +54,7 @@ def test_sigterm_during_a_generation_completes_it_and_refuses_new_work(serve_pro
         hold.touch()
         with ThreadPoolExecutor(1) as pool, httpx.Client(base_url=url, timeout=60) as client:
             in_flight = pool.submit(client.post, "/v1/answer", json={"question": QUESTION})
-            wait_until(lambda: "docs_assistant_in_flight_requests 2.0" in client.get("/metrics").text, "admission")
+            wait_until(generating.exists, "the held answer to start generating")
 
             proc.send_signal(signal.SIGTERM)
             wait_until(lambda: client.get("/readyz").status_code == 503, "draining")

@@ -203,3 +203,11 @@ def test_cli_list_fails_with_status_2_naming_file_and_field(envs: Path) -> None:
     result = CliRunner().invoke(app, ["env", "list", "--dir", str(envs)])
     assert result.exit_code == 2
     assert "staging.toml: gate.p95_ms: Input should be greater than 0" in result.output.replace("\n", "")
+
+
+def test_new_from_the_last_environment_keeps_its_approval(envs: Path) -> None:
+    path = new_environment("prod-eu", "prod", envs)
+    assert path == envs / "prod-eu.toml"
+    env = load_environment("prod-eu", envs)
+    assert (env.port, env.approval, env.promotes_to) == (8104, True, None)
+    assert "promotes_to" not in path.read_text(encoding="utf-8")

@@ -318,7 +318,7 @@ def new_environment(name: str, from_: str, directory: Path = ENVIRONMENTS_DIR) -
             text,
             "promotes_to",
             r"\"[a-z0-9-]*\"|'[a-z0-9-]*'",
-            f"# promotes_to = {{value}}  # as {from_}; `env new` left {name} promoting nowhere until you choose",
+            "# promotes_to = {value}  # as " + from_ + f"; `env new` left {name} promoting nowhere until you choose",
         )
     else:
         old_promotes = "(none)"

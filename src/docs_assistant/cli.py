@@ -505,6 +505,67 @@ def retrain_due() -> None:
             out.write(f"due={str(result['due']).lower()}\n")
 
 
+env_app = typer.Typer(
+    help="Environments as code: deploy/environments/<env>.toml, promoted dev -> staging -> prod.",
+    no_args_is_help=True,
+)
+app.add_typer(env_app, name="env")
+EnvDir = Annotated[Path, typer.Option("--dir", help="the folder of environment files")]
+
+
+@env_app.command("list")
+@friendly_errors
+def env_list(
+    directory: EnvDir = Path("deploy/environments"),
+    as_json: Annotated[bool, typer.Option("--json", help="print the environments as JSON")] = False,
+) -> None:
+    """Every environment in promotion order, after checking the whole set (ports, promotes_to, cycles)."""
+    from rich.table import Table
+
+    from docs_assistant.deploy.environments import as_dict, in_promotion_order, load_environments
+
+    environments = load_environments(directory)
+    order = in_promotion_order(environments)
+    if as_json:
+        typer.echo(json.dumps([as_dict(environments[name]) for name in order], indent=2))
+        return
+    table = Table(title=str(directory))
+    for column in ("name", "target", "replicas", "port", "approval", "promotes to"):
+        table.add_column(column)
+    for name in order:
+        env = environments[name]
+        approval = "required" if env.approval else "no"
+        table.add_row(name, env.target, str(env.replicas), str(env.port), approval, env.promotes_to or "-")
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+
+
+@env_app.command("show")
+@friendly_errors
+def env_show(
+    name: Annotated[str, typer.Argument(help="the environment (its file's stem)")],
+    directory: EnvDir = Path("deploy/environments"),
+) -> None:
+    """One environment as JSON, as validated (defaults filled in)."""
+    from docs_assistant.deploy.environments import as_dict, load_environment
+
+    typer.echo(json.dumps(as_dict(load_environment(name, directory)), indent=2))
+
+
+@env_app.command("new")
+@friendly_errors
+def env_new(
+    name: Annotated[str, typer.Argument(help="the new environment's name, e.g. uat")],
+    from_: Annotated[str, typer.Option("--from", help="the environment whose file is copied")],
+    directory: EnvDir = Path("deploy/environments"),
+) -> None:
+    """Copy an environment's file (comments kept) with a free port, promoting nowhere until you edit it."""
+    from docs_assistant.deploy.environments import load_environment, new_environment
+
+    path = new_environment(name, from_, directory)
+    env = load_environment(name, directory)
+    typer.echo(f"{path}: {name} from {from_}, port {env.port}; set promotes_to (and point an environment at it)")
+
+
 def main() -> None:  # pragma: no cover - console-script entry
     sys.exit(app())
 

@@ -172,17 +172,22 @@ def act_environment(scratch: Path) -> dict[str, str]:
     return env
 
 
+def git(repo: Path, *args: str) -> str:
+    """Run git in `repo` as the act tests' committer; returns its stdout."""
+    identity = ["-c", "user.name=act tests", "-c", "user.email=act@example.invalid", "-c", "commit.gpgsign=false"]
+    return subprocess.run(["git", *identity, *args], cwd=repo, check=True, capture_output=True, text=True).stdout
+
+
 def git_repo(source: Path, target: Path, remote: str = "https://github.com/fixture-org/fixture-app") -> Path:
     """Copy `source` to `target` and commit it on `main`: act reads the event's SHA and ref from git."""
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", ".nox", "reports"))
-    git = ["git", "-c", "user.name=act tests", "-c", "user.email=act@example.invalid", "-c", "commit.gpgsign=false"]
     for args in (
         ["init", "-q", "-b", "main"],
         ["remote", "add", "origin", remote],
         ["add", "-A"],
         ["commit", "-qm", "fixture"],
     ):
-        subprocess.run([*git, *args], cwd=target, check=True, capture_output=True)
+        git(target, *args)
     return target
 
 

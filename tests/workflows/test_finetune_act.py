@@ -7,12 +7,11 @@ that prints what the reusable workflow's outputs were when they reached the call
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from .conftest import run_act
+from .conftest import git, run_act
 from .test_prompt_evals_act import eval_repo
 
 pytestmark = pytest.mark.workflows
@@ -41,8 +40,7 @@ def train_repo(tmp_path: Path) -> Path:
     repo = eval_repo(tmp_path)
     with (repo / TRAIN).open("a", encoding="utf-8") as fh:
         fh.write(SHOW_OUTPUTS)
-    git = ["git", "-c", "user.name=act tests", "-c", "user.email=act@example.invalid", "-c", "commit.gpgsign=false"]
-    subprocess.run([*git, "commit", "-qam", "show the outputs"], cwd=repo, check=True, capture_output=True)
+    git(repo, "commit", "-qam", "show the outputs")
     return repo
 
 

@@ -3,12 +3,13 @@
 Importing this module imports locust, which monkey-patches the whole process with gevent: only the
 `docs-assistant loadtest` command imports it, lazily, and tests run that command in a subprocess.
 
-Arrivals are paced open-loop-ish: `users` users each ask at most once per `users / arrival_rate`
-seconds (locust's `constant_throughput(arrival_rate / users)`), user i's slots offset by
-`i / arrival_rate` so the requests arrive evenly spread rather than `users` at once. With
+Arrivals are paced open-loop-ish: `users` users each ask once per `users / arrival_rate` seconds,
+as locust's `constant_throughput(arrival_rate / users)` would, but on a fixed schedule with user i's
+slots offset by `i / arrival_rate`, so requests arrive evenly spread rather than `users` at once
+(constant_throughput times each user from its own spawn, which would bunch them). With
 `users = ceil(arrival_rate * p99) + 1`, one user's interval exceeds the gate's p99 latency, so a
-service that meets its gate is asked at the requested rate; a slower one makes users fall behind
-(a late user asks again at once, skipping its missed slots), and the achieved rate shows it.
+service that meets its gate is asked at the requested rate; a slower one makes users fall behind (a
+late user asks again at once and skips its missed slots), and the achieved rate shows it.
 """
 
 from __future__ import annotations
@@ -131,28 +132,30 @@ def _user_class(
 
         def on_start(self) -> None:
             self.next_at = self.origin + next(slots) / gate.arrival_rate
-            gevent.sleep(max(0.0, self.next_at - time.monotonic()))
+            self.wait()  # until the first slot; a wait (not a sleep) lets the end of the test stop the user at once
 
         def wait_time(self) -> float:
-            self.next_at = max(self.next_at + interval, time.monotonic())  # late: ask now, skip missed slots
-            return self.next_at - time.monotonic()
+            return max(0.0, self.next_at - time.monotonic())
 
         @task
         def answer(self) -> None:
-            number = next(numbers)
+            number, slot = next(numbers), self.next_at
             inflight.add(number)
-            with self.client.post(
-                ENDPOINT,
-                json={"question": next_question()},
-                headers=headers | {"x-request-id": f"loadtest-{number}"},
-                name=ENDPOINT,
-                catch_response=True,
-            ) as response:
-                inflight.discard(number)  # not reached when the end of the test kills the request
-                if not response.status_code:
-                    response.failure(f"no response: {response.error!r}")
-                elif not 200 <= response.status_code < 300:
-                    response.failure(f"HTTP {response.status_code}")
+            try:
+                with self.client.post(
+                    ENDPOINT,
+                    json={"question": next_question()},
+                    headers=headers | {"x-request-id": f"loadtest-{number}"},
+                    name=ENDPOINT,
+                    catch_response=True,
+                ) as response:
+                    inflight.discard(number)  # not reached when the end of the test kills the request
+                    if not response.status_code:
+                        response.failure(f"no response: {response.error!r}")
+                    elif not 200 <= response.status_code < 300:
+                        response.failure(f"HTTP {response.status_code}")
+            finally:  # late: ask again at once, skipping the missed slots (no burst to catch up)
+                self.next_at = max(slot + interval, time.monotonic())
 
     return AnswerUser
 

@@ -107,6 +107,13 @@ def build_image(session: nox.Session) -> None:
 
 
 @nox.session(default=False)
+def loadtest(session: nox.Session) -> None:
+    """Locust against a deployed service, gated on its environment's SLOs (`-- --url URL --gate-file FILE`)."""
+    install_locked(session, "loadtest")
+    stage(session, "loadtest", *session.posargs)
+
+
+@nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """Performance suite: ratios against a peer measured in the same run, written to reports/bench/."""
     install_locked(session, "bench")

@@ -566,6 +566,93 @@ def env_new(
     typer.echo(f"{path}: {name} from {from_}, port {env.port}; set promotes_to (and point an environment at it)")
 
 
+@app.command()
+@friendly_errors
+def loadtest(
+    url: Annotated[
+        str | None,
+        typer.Option(help="the service's base URL (default: loopback, setting serve.port)", show_default=False),
+    ] = None,
+    gate_file: Annotated[
+        Path | None,
+        typer.Option(help="TOML file whose gate table holds the SLOs, e.g. deploy/environments/staging.toml"),
+    ] = None,
+    env: Annotated[
+        str | None, typer.Option("--env", help="environment name: the report goes to reports/loadtest/<env>/")
+    ] = None,
+    startup_s: Annotated[
+        float | None, typer.Option(help="start-up time the deployer measured, seconds; unset: not checked")
+    ] = None,
+    questions: Annotated[
+        Path | None, typer.Option(help="JSONL with a 'question' field (default: the eval set beside evals.config)")
+    ] = None,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="LOADTEST_API_KEY", help="bearer key for /v1 (outside dev)", show_default=False)
+    ] = None,
+    max_startup_s: Annotated[float | None, typer.Option(help="override the gate's max_startup_s")] = None,
+    p50_ms: Annotated[float | None, typer.Option(help="override the gate's p50_ms")] = None,
+    p95_ms: Annotated[float | None, typer.Option(help="override the gate's p95_ms")] = None,
+    p99_ms: Annotated[float | None, typer.Option(help="override the gate's p99_ms")] = None,
+    max_error_rate: Annotated[float | None, typer.Option(help="override the gate's max_error_rate")] = None,
+    min_rps: Annotated[float | None, typer.Option(help="override the gate's min_rps")] = None,
+    arrival_rate: Annotated[float | None, typer.Option(help="override the gate's arrival_rate, per second")] = None,
+    duration_s: Annotated[float | None, typer.Option(help="override the gate's duration_s")] = None,
+    warmup_s: Annotated[float | None, typer.Option(help="override the gate's warmup_s")] = None,
+) -> None:
+    """Load-test a deployed service with locust and gate on its environment's SLOs (exit 1 on a breach)."""
+    import re
+
+    from docs_assistant.errors import ConfigError
+    from docs_assistant.loadtest.check import objectives, summary_of, write_summary
+    from docs_assistant.loadtest.inputs import load_gate, load_questions
+
+    settings = _settings()
+    overrides = {
+        "max_startup_s": max_startup_s,
+        "p50_ms": p50_ms,
+        "p95_ms": p95_ms,
+        "p99_ms": p99_ms,
+        "max_error_rate": max_error_rate,
+        "min_rps": min_rps,
+        "arrival_rate": arrival_rate,
+        "duration_s": duration_s,
+        "warmup_s": warmup_s,
+    }
+    gate = load_gate(gate_file, overrides)
+    if env is not None and not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", env):
+        raise ConfigError(f"not an environment name: {env!r}", where="--env", hint="lowercase letters, digits, - and _")
+    url = url or f"http://127.0.0.1:{settings.serve.port}"
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
+        raise ConfigError(f"not an http(s) base URL: {url!r}", where="--url", hint="e.g. http://127.0.0.1:8000")
+    asked = load_questions(questions or settings.evals.config.parent / "datasets" / "qa.jsonl")
+    if startup_s is not None and startup_s < 0:
+        raise ConfigError(f"must be >= 0, got {startup_s}", where="--startup-s")
+    out_dir = settings.paths.reports_dir / "loadtest" / (env or "")
+
+    from docs_assistant.loadtest.run import run_load_test  # imports locust, which monkey-patches with gevent
+
+    console.print(
+        f"loadtest: {gate.arrival_rate:g} arrivals/s for {gate.duration_s:g} s ({gate.warmup_s:g} s warm-up) "
+        f"against {url}",
+        highlight=False,
+    )
+    measured = run_load_test(url, gate, asked, out_dir, api_key=api_key, startup_s=startup_s)
+    summary = summary_of(gate, measured, url=url, environment=env)
+    write_summary(settings.paths.reports_dir, summary)
+    for objective in objectives(gate, measured):
+        style = {True: "green", False: "bold red", None: "yellow"}[objective.passed]
+        console.print(f"[{style}]{objective.describe()}[/]", highlight=False, soft_wrap=True)
+    console.print(
+        f"loadtest: {measured.requests} requests measured, {measured.failures} failed, "
+        f"{measured.unfinished} unfinished; report in {out_dir}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if not summary["passed"]:
+        console.print(f"[bold red]gate failed:[/] {', '.join(summary['failed'])}", highlight=False)
+        raise typer.Exit(1)
+
+
 def main() -> None:  # pragma: no cover - console-script entry
     sys.exit(app())
 

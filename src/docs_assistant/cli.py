@@ -578,7 +578,11 @@ def loadtest(
         typer.Option(help="TOML file whose gate table holds the SLOs, e.g. deploy/environments/staging.toml"),
     ] = None,
     env: Annotated[
-        str | None, typer.Option("--env", help="environment name: the report goes to reports/loadtest/<env>/")
+        str | None,
+        typer.Option(
+            "--env",
+            help="environment name: its file's gate applies (unless --gate-file), the report goes to reports/loadtest/<env>/",
+        ),
     ] = None,
     startup_s: Annotated[
         float | None, typer.Option(help="start-up time the deployer measured, seconds; unset: not checked")
@@ -618,9 +622,14 @@ def loadtest(
         "duration_s": duration_s,
         "warmup_s": warmup_s,
     }
-    gate = load_gate(gate_file, overrides)
     if env is not None and not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", env):
         raise ConfigError(f"not an environment name: {env!r}", where="--env", hint="lowercase letters, digits, - and _")
+    if gate_file is None and env is not None:
+        from docs_assistant.deploy.environments import ENVIRONMENTS_DIR, load_environment
+
+        load_environment(env, ENVIRONMENTS_DIR)  # the whole file is checked, not only its gate
+        gate_file = ENVIRONMENTS_DIR / f"{env}.toml"
+    gate = load_gate(gate_file, overrides)
     url = url or f"http://127.0.0.1:{settings.serve.port}"
     if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
         raise ConfigError(f"not an http(s) base URL: {url!r}", where="--url", hint="e.g. http://127.0.0.1:8000")

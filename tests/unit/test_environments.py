@@ -211,3 +211,10 @@ def test_new_from_the_last_environment_keeps_its_approval(envs: Path) -> None:
     env = load_environment("prod-eu", envs)
     assert (env.port, env.approval, env.promotes_to) == (8104, True, None)
     assert "promotes_to" not in path.read_text(encoding="utf-8")
+
+
+def test_loadtest_takes_the_gate_of_the_named_environment_and_names_a_missing_one() -> None:
+    # exits before any load is sent (locust is imported only once every input is valid)
+    result = CliRunner().invoke(app, ["loadtest", "--env", "nowhere", "--url", "http://127.0.0.1:9"])
+    assert result.exit_code == 2, result.output
+    assert "deploy/environments/nowhere.toml: no such environment 'nowhere'; known: dev, prod, staging" in result.output

@@ -89,6 +89,8 @@ def test_a_generous_gate_passes_and_reports(service, tmp_path) -> None:
     assert 1.0 <= m["achieved_rps"] <= 3.0
     assert m["startup_s"] is None
     assert m["service"]["readyz"]["ready"] is True
+    assert 0 < m["load"]["generator_cpu_share"] < 2  # its own process time over the wall time of the run
+    assert "The load generator used" in (out / "summary.md").read_text()
     assert not summary["startup_measured"]
     assert {o["name"]: o["status"] for o in summary["objectives"]}["startup_s"] == "not measured"
     assert "Startup was not measured" in (out / "summary.md").read_text()

@@ -110,6 +110,10 @@ def markdown_of(summary: dict[str, Any]) -> str:
         f"`{summary['url']}`: {m['requests']} requests measured over {m['measured_s']:.1f} s after a "
         f"{load.get('warmup_s', 0):g} s warm-up, {m['failures']} failed, {m['unfinished']} unfinished; "
         f"{load.get('users', '?')} users pacing {load.get('arrival_rate', '?')} arrivals/s.",
+    ]
+    if load.get("generator_cpu_share") is not None:
+        lines += ["", f"The load generator used {load['generator_cpu_share']:.0%} of one core."]
+    lines += [
         "",
         table,
     ]

@@ -78,6 +78,7 @@ def run_load_test(
     env.events.request.add_listener(record)
     csv_writer = StatsCSVFileWriter(env, PERCENTILES_TO_REPORT, str(out_dir / CSV_PREFIX), full_history=True)
     background = [gevent.spawn(stats_history, runner), gevent.spawn(csv_writer.stats_writer)]
+    cpu_start, wall_start = time.process_time(), time.monotonic()
     try:
         user_class.origin = time.monotonic()
         runner.start(users, spawn_rate=min(users, MAX_SPAWN_RATE))
@@ -88,6 +89,7 @@ def run_load_test(
         window_end = time.time()
         runner.stop()  # no new requests; the ones in flight get `timeout` seconds to finish
         unfinished = len(inflight)
+        cpu_s, wall_s = time.process_time() - cpu_start, time.monotonic() - wall_start
         atomic_write_text(out_dir / HTML_REPORT, get_html_report(env, show_download_link=False))
     finally:
         gevent.killall(background)
@@ -103,6 +105,9 @@ def run_load_test(
         "request_timeout_s": timeout,
         "questions": len(questions),
         "endpoint": ENDPOINT,
+        # the load generator's own CPU, so a failed gate can be told from a saturated tester (one core = 1.0)
+        "generator_cpu_s": round(cpu_s, 3),
+        "generator_cpu_share": round(cpu_s / wall_s, 4) if wall_s > 0 else None,
     }
     return measure(
         samples,

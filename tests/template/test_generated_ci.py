@@ -18,6 +18,7 @@ from .conftest import ZETA, render
 pytestmark = [pytest.mark.workflows, pytest.mark.e2e]
 
 CI = ".github/workflows/ci.yml"
+ACT_TIMEOUT = 1200  # lint, tests, data validation and prompt evals of a cold generated project, on two cores
 #: the integration and e2e layers already run in this repository's own suite; here the CI wiring is tested
 FAST_SUITE = ["--var", "PYTEST_ARGS=-m 'not integration and not e2e and not docker'"]
 
@@ -39,10 +40,11 @@ def run_generated_ci(project: Path, tmp_path: Path, answers: dict[str, str] = ZE
         scratch=tmp_path / "act",
         extra_local_repos=extra,
         extra_args=FAST_SUITE,
-        timeout=1200,
+        timeout=ACT_TIMEOUT,
     )
 
 
+@pytest.mark.timeout(ACT_TIMEOUT + 120)
 @pytest.mark.parametrize("answers", [{}, ZETA], ids=["no-input defaults", "custom answers"])
 def test_generated_ci_runs_the_real_sessions_and_passes(
     template_repo: Path, tmp_path: Path, answers: dict[str, str]
@@ -58,6 +60,7 @@ def test_generated_ci_runs_the_real_sessions_and_passes(
     assert "alls-green stand-in: tests: success" in log
 
 
+@pytest.mark.timeout(ACT_TIMEOUT + 120)
 def test_planted_failing_test_fails_generated_ci(template_repo: Path, tmp_path: Path) -> None:
     project = generated_repo(template_repo, tmp_path)
     (project / "tests" / "unit" / "test_planted.py").write_text(

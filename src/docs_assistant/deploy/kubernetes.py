@@ -249,8 +249,16 @@ def _secret_env(env: Environment, source: str) -> list[dict[str, Any]]:
     return entries
 
 
+def _shown(directory: Path) -> str:
+    """The folder as the header shows it: relative to the working directory when inside it."""
+    try:
+        return directory.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return directory.as_posix()
+
+
 def _overlay(env: Environment, source_dir: Path) -> dict[Path, str]:
-    source = f"{source_dir.as_posix()}/{env.name}.toml"
+    source = f"{_shown(source_dir)}/{env.name}.toml"
     container: dict[str, Any] = {"name": APP}
     container["startupProbe"] = {"failureThreshold": startup_failure_threshold(env.gate.max_startup_s)}
     if env.resources is not None and (env.resources.cpus is not None or env.resources.memory_bytes is not None):

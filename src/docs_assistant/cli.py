@@ -566,6 +566,37 @@ def env_new(
     typer.echo(f"{path}: {name} from {from_}, port {env.port}; set promotes_to (and point an environment at it)")
 
 
+@env_app.command("kubernetes")
+@friendly_errors
+def env_kubernetes(
+    directory: EnvDir = Path("deploy/environments"),
+    out: Annotated[Path, typer.Option("--out", help="the kustomize folder: base/ and overlays/<env>/")] = Path(
+        "deploy/kubernetes"
+    ),
+    check_only: Annotated[
+        bool, typer.Option("--check", help="write nothing; exit 1 listing the files that differ from a fresh render")
+    ] = False,
+) -> None:
+    """Render the Kubernetes base and one overlay per environment file (every target, so switching is one key)."""
+    from docs_assistant.deploy.environments import load_environments
+    from docs_assistant.deploy.kubernetes import check, render, write
+
+    rendered = render(load_environments(directory), directory)
+    if check_only:
+        drift = check(rendered, out)
+        for rel in drift:
+            typer.echo(f"{out / rel}: differs from a fresh render")
+        if drift:
+            typer.echo("run `docs-assistant env kubernetes` and commit the result")
+            raise typer.Exit(1)
+        typer.echo(f"{out}: {len(rendered)} files up to date")
+        return
+    changed = write(rendered, out)
+    for rel in changed:
+        typer.echo(f"{out / rel}: {'written' if rel in rendered else 'removed (stale)'}")
+    typer.echo(f"{out}: {len(rendered)} files, {len(changed)} changed")
+
+
 @app.command()
 @friendly_errors
 def loadtest(

@@ -6,9 +6,11 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+from docs_assistant.errors import DataError
 
 
 def sha256_text(*parts: str) -> str:
@@ -50,3 +52,25 @@ def atomic_write_json(path: Path, data: Any) -> None:
 
 def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+
+
+def jsonl_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line of a JSON-lines file.
+
+    A line that is not a JSON object raises DataError naming the file and line, so every reader of a
+    JSONL input reports a broken line the same way; the fields each reader needs are its own check.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read: {getattr(exc, 'strerror', None) or exc}", file=path) from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"not valid JSON: {exc.msg} at column {exc.colno}", file=path, line=number) from None
+        if not isinstance(row, dict):
+            raise DataError("must be a JSON object", file=path, line=number)
+        yield number, row

@@ -6,7 +6,6 @@ not found later as a gate that silently never fails.
 
 from __future__ import annotations
 
-import json
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from typing import Any
 
 from docs_assistant.errors import DataError
 from docs_assistant.evals.metrics import METRICS, SUITES
+from docs_assistant.io import jsonl_objects
 
 #: fields every dataset row of a suite must have, with their types
 DATASET_FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
@@ -169,15 +169,7 @@ def load_dataset(path: Path, suite: str) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
     fields = DATASET_FIELDS[suite]
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"not valid JSON: {exc.msg}", file=path, line=number) from None
-        if not isinstance(row, dict):
-            raise DataError("must be a JSON object", file=path, line=number)
+    for number, row in jsonl_objects(path):
         for name, kind in fields.items():
             if name not in row:
                 raise DataError("missing", file=path, line=number, field=name)

@@ -5,7 +5,6 @@ Locust-free: the CLI validates its input here before the load test imports locus
 
 from __future__ import annotations
 
-import json
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from docs_assistant.errors import ConfigError, DataError
+from docs_assistant.io import jsonl_objects
 from docs_assistant.loadtest.gate import Gate
 
 GATE_HINT = "see deploy/environments/*.toml for a [gate] table"
@@ -51,19 +51,9 @@ def _problem(err: Any, given: dict[str, Any]) -> str:
 
 def load_questions(path: Path) -> list[str]:
     """The non-empty `question` field of every line of a JSONL file (the eval set)."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise DataError(f"cannot read the questions: {exc.strerror}", file=path) from None
     questions = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"not JSON: {exc.msg}", file=path, line=number) from None
-        question = row.get("question") if isinstance(row, dict) else None
+    for number, row in jsonl_objects(path):
+        question = row.get("question")
         if not isinstance(question, str) or not question.strip():
             raise DataError("missing or empty", file=path, line=number, field="question")
         questions.append(question)

@@ -52,7 +52,15 @@ def _export_metadata(client: Any, image_id: str, site: Path) -> int:
         member = wrapper.extractfile(Path(ARCHIVE).name)
         assert member is not None
         with tarfile.open(fileobj=io.BytesIO(member.read())) as tar:
-            tar.extractall(site, filter="data")
+            # plain files and folders under `site` only; the "data" filter as well where Python has it
+            # (3.11.4 on: a Debian 3.11.2 has not, and the README's commands run on whatever python3 is)
+            members = [
+                m
+                for m in tar.getmembers()
+                if (m.isfile() or m.isdir()) and not Path(m.name).is_absolute() and ".." not in Path(m.name).parts
+            ]
+            safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+            tar.extractall(site, members=members, **safe)  # noqa: S202 - members checked above
     return sum(1 for _ in site.glob("*.dist-info"))
 
 

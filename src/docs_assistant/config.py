@@ -1,7 +1,8 @@
 """The one typed settings object.
 
 Sources, highest first (12-factor): keyword arguments, environment variables (`DOCS_ASSISTANT_` prefix,
-`__` between levels, e.g. `DOCS_ASSISTANT_RETRIEVAL__TOP_K=8`), the TOML file named by
+`__` between levels, e.g. `DOCS_ASSISTANT_RETRIEVAL__TOP_K=8`), files named like those variables in
+`DOCS_ASSISTANT_SECRETS_DIR` (default /run/secrets: Docker swarm's secrets), the TOML file named by
 `DOCS_ASSISTANT_CONFIG` (default `docs-assistant.toml` in the working directory, if present), defaults.
 Relative paths are resolved against the working directory, so a checkout runs as it is.
 """

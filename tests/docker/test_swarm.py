@@ -241,15 +241,17 @@ def test_crashing_image_is_rolled_back_and_the_cli_exits_1(stack: Stack, tmp_pat
     monkeypatch.setenv("DOCS_ASSISTANT_PATHS__REPORTS_DIR", str(tmp_path / "reports"))
     poller = Poller(stack.url)
     time.sleep(1)
-    run = CliRunner().invoke(
-        app, ["deploy", stack.name, "--image", stack.images["crash"], "--dir", str(stack.directory)]
-    )
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text('{"version": "1.0.0", "git_sha": "0123abc"}', encoding="utf-8")
+    command = ["deploy", stack.name, "--image", stack.images["crash"], "--dir", str(stack.directory)]
+    run = CliRunner().invoke(app, [*command, "--manifest", str(manifest)])
     poller.stop()
     assert run.exit_code == 1, run.output
     summary = json.loads((tmp_path / "reports" / "deploy" / stack.name / "summary.json").read_text())
     stack.results["crash"] = (summary, poller)
     assert summary["state"] == "rolled_back"
-    assert "non-zero exit (3)" in summary["message"]
+    assert json.loads(manifest.read_text())["deploys"][stack.name]["state"] == "rolled_back"
+    assert "crash: task: non-zero exit (3)" in summary["message"]
     assert poller.failed == 0, poller.errors
     assert set(poller.versions) == {"v2"}
     assert swarm.drift(stack.env, stack.client, image=stack.images["v2"]) == []
@@ -263,6 +265,7 @@ def test_never_ready_image_is_rolled_back(stack: Stack) -> None:
     poller.stop()
     stack.results["never-ready"] = (result, poller)
     assert result.state == "rolled_back", result
+    assert "never healthy" in result.message or "unhealthy" in result.message
     assert poller.failed == 0, poller.errors
     assert set(poller.versions) == {"v2"}
 

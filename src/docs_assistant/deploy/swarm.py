@@ -246,11 +246,19 @@ def _running(service: Any, image: str) -> list[dict[str, Any]]:
     ]
 
 
-def _task_errors(service: Any) -> str:
-    errors = sorted(
-        {t["Status"].get("Err") for t in service.tasks() if t["Status"].get("Err")},
+def _task_errors(service: Any, image: str) -> str:
+    """Why the service's tasks of `image` failed (the last few distinct reasons), for messages."""
+    tasks = [t for t in service.tasks() if t["Spec"]["ContainerSpec"]["Image"] == image]
+    tasks.sort(key=lambda t: t.get("CreatedAt", ""))
+    errors = [t["Status"]["Err"] for t in tasks if t["Status"].get("Err")]
+    if errors:
+        return "; ".join(dict.fromkeys(errors[-3:]))
+    states = ", ".join(dict.fromkeys(f"{t['Status']['State']} ({t['Status'].get('Message', '')})" for t in tasks))
+    # a container stopped for failing its healthcheck exits cleanly when it handles SIGTERM: no error is recorded
+    return (
+        f"tasks {states or 'none'} without an error: most likely never healthy (GET /readyz not 200 within "
+        f"the gate's max_startup_s + {HEALTH_RETRIES} x {HEALTH_INTERVAL_S} s)"
     )
-    return "; ".join(errors[-3:]) or "no task error recorded"
 
 
 def _timeout_s(env: Environment, monitor_s: float) -> float:
@@ -276,7 +284,7 @@ def _wait(
         elif startup_s is not None and (before is None or time.monotonic() - started > 5):
             return "completed", startup_s, "all replicas run the image"  # a first start, or nothing to roll out
         time.sleep(0.5)
-    return "timeout", startup_s, f"not finished after {timeout:.0f} s: {_task_errors(client.services.get(name))}"
+    return "timeout", startup_s, f"not finished after {timeout:.0f} s: {_task_errors(client.services.get(name), image)}"
 
 
 def _write_service(
@@ -350,7 +358,7 @@ def _roll_out(
             previous,
             "rolled_back",
             None,
-            f"swarm rolled back to {_image_of(client.services.get(app))}: {_task_errors(client.services.get(app))}",
+            f"swarm rolled back to {_image_of(client.services.get(app))}; {image}: {_task_errors(client.services.get(app), image)}",
             t0,
         )
     detail = "" if created else " (the previous image keeps serving where its tasks still run)"

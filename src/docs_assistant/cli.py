@@ -693,6 +693,101 @@ def loadtest(
         raise typer.Exit(1)
 
 
+def _docker_environment(name: str, directory: Path) -> Any:
+    from docs_assistant.deploy.environments import load_environment
+
+    return load_environment(name, directory)
+
+
+def _deploy_report(result: Any, settings: Settings, manifest: Path | None) -> Path:
+    from docs_assistant.reports import markdown_table, write_report
+
+    summary = result.as_dict()
+    rows = [(key, "" if value is None else value) for key, value in summary.items()]
+    markdown = f"## Deploy to {result.environment}: {result.state}\n\n" + markdown_table(["", ""], rows) + "\n"
+    out = write_report(settings.paths.reports_dir / "deploy", result.environment, summary, markdown)
+    if manifest is not None:
+        from docs_assistant.release.manifest import update_manifest
+
+        update_manifest(manifest, deploys={result.environment: summary})
+    return out
+
+
+def _deploy_outcome(result: Any, out: Path | None, wanted: str) -> None:
+    style = "green" if result.state == wanted else "bold red"
+    console.print(f"[{style}]{result.line()}[/]", highlight=False, soft_wrap=True)
+    if out is not None:
+        console.print(f"report in {out}", highlight=False)
+
+
+@app.command()
+@friendly_errors
+def deploy(
+    env: Annotated[str, typer.Argument(help="environment name: deploy/environments/<env>.toml")],
+    image: Annotated[str, typer.Option(help="the image to deploy, by digest: registry/repo@sha256:...")],
+    directory: Annotated[Path, typer.Option("--dir", help="the environments directory")] = Path("deploy/environments"),
+    proxy_image: Annotated[
+        str | None, typer.Option(help="image of the front proxy (default: the app image runs the proxy module)")
+    ] = None,
+    manifest: Annotated[
+        Path | None, typer.Option(help="release manifest to record the deploy in (deploys.<env>)")
+    ] = None,
+) -> None:
+    """Roll an image out to a Docker swarm environment; exit 1 if swarm rolled it back or it did not finish."""
+    from docs_assistant.deploy import swarm
+    from docs_assistant.errors import DeployFailedError
+
+    settings = _settings()
+    environment = _docker_environment(env, directory)
+    result = swarm.deploy(environment, image, proxy_image=proxy_image, directory=directory)
+    _deploy_outcome(result, _deploy_report(result, settings, manifest), "deployed")
+    if result.state != "deployed":
+        raise DeployFailedError(
+            f"{result.state}: {result.message}",
+            where=directory / f"{env}.toml",
+            hint="the previous image keeps serving; see `docker service ps "
+            f"{swarm.APP}-{env} --no-trunc` for the failed tasks",
+        )
+
+
+@app.command()
+@friendly_errors
+def rollback(
+    env: Annotated[str, typer.Argument(help="environment name: deploy/environments/<env>.toml")],
+    directory: Annotated[Path, typer.Option("--dir", help="the environments directory")] = Path("deploy/environments"),
+) -> None:
+    """Roll a Docker swarm environment back to the image it ran before its last deploy."""
+    from docs_assistant.deploy import swarm
+    from docs_assistant.errors import DeployFailedError
+
+    settings = _settings()
+    environment = _docker_environment(env, directory)
+    result = swarm.rollback(environment, directory=directory)
+    _deploy_outcome(result, _deploy_report(result, settings, None), "rolled_back")
+    if result.state != "rolled_back":
+        raise DeployFailedError(f"rollback {result.state}: {result.message}", where=directory / f"{env}.toml")
+
+
+@app.command()
+@friendly_errors
+def drift(
+    env: Annotated[str, typer.Argument(help="environment name: deploy/environments/<env>.toml")],
+    image: Annotated[str | None, typer.Option(help="the image that should run, e.g. the manifest's digest")] = None,
+    directory: Annotated[Path, typer.Option("--dir", help="the environments directory")] = Path("deploy/environments"),
+) -> None:
+    """Compare a live Docker swarm environment with its file (and --image); exit 1 listing the differences."""
+    from docs_assistant.deploy import swarm
+
+    environment = _docker_environment(env, directory)
+    swarm.check_target(environment, directory)
+    differences = swarm.drift(environment, image=image)
+    for line in differences:
+        typer.echo(f"drift {env}: {line}")
+    if differences:
+        raise typer.Exit(1)
+    typer.echo(f"drift {env}: none")
+
+
 def main() -> None:  # pragma: no cover - console-script entry
     sys.exit(app())
 

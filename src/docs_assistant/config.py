@@ -1,7 +1,8 @@
 """The one typed settings object.
 
 Sources, highest first (12-factor): keyword arguments, environment variables (`DOCS_ASSISTANT_` prefix,
-`__` between levels, e.g. `DOCS_ASSISTANT_RETRIEVAL__TOP_K=8`), the TOML file named by
+`__` between levels, e.g. `DOCS_ASSISTANT_RETRIEVAL__TOP_K=8`), files named like those variables in
+`DOCS_ASSISTANT_SECRETS_DIR` (default /run/secrets: Docker swarm's secrets), the TOML file named by
 `DOCS_ASSISTANT_CONFIG` (default `docs-assistant.toml` in the working directory, if present), defaults.
 Relative paths are resolved against the working directory, so a checkout runs as it is.
 """
@@ -16,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -26,6 +28,8 @@ from docs_assistant.errors import ConfigError
 ENV_PREFIX = "DOCS_ASSISTANT_"
 CONFIG_FILE_ENV = f"{ENV_PREFIX}CONFIG"
 DEFAULT_CONFIG_FILE = "docs-assistant.toml"
+SECRETS_DIR_ENV = f"{ENV_PREFIX}SECRETS_DIR"
+DEFAULT_SECRETS_DIR = "/run/secrets"  # where Docker swarm mounts a service's secrets
 BUNDLED_EMBEDDER = "all-MiniLM-L6-v2"
 TINY_MODEL = "tiny-random-llama"
 
@@ -392,7 +396,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file())
-        return (init_settings, env_settings, toml)
+        return (init_settings, env_settings, SecretFilesSource(settings_cls), toml)
 
     @cached_property
     def fingerprint(self) -> dict[str, Any]:
@@ -402,6 +406,24 @@ class Settings(BaseSettings):
             "chunk_size": self.chunking.size,
             "chunk_overlap": self.chunking.overlap,
         }
+
+
+class SecretFilesSource(EnvSettingsSource):
+    """Files named like a setting's environment variable, e.g. `/run/secrets/DOCS_ASSISTANT_SERVE__API_KEYS`.
+
+    Docker swarm has no environment variables from secrets: the deployer mounts each secret as a file named
+    after the variable it stands for, and the file's text is read as that variable's value (below real
+    environment variables, above the TOML file). The directory is `$DOCS_ASSISTANT_SECRETS_DIR`, default
+    /run/secrets; only files whose names start with `DOCS_ASSISTANT_` are read.
+    """
+
+    def _load_env_vars(self) -> dict[str, str | None]:
+        directory = Path(os.environ.get(SECRETS_DIR_ENV) or DEFAULT_SECRETS_DIR)
+        try:
+            files = [p for p in directory.iterdir() if p.name.startswith(ENV_PREFIX) and p.is_file()]
+        except OSError:
+            return {}
+        return {p.name.lower(): p.read_text(encoding="utf-8").strip() for p in files}
 
 
 def config_file() -> Path | None:

@@ -86,3 +86,13 @@ class ImageError(DocsAssistantError):
 
 class ReleaseError(DocsAssistantError):
     """A release is refused (dirty tree, failed eval gate, existing tag, nothing to release) or cannot be made."""
+
+
+class DeployError(DocsAssistantError):
+    """A deployment cannot be made: wrong target, missing secret, no engine; `where` names the environment file."""
+
+
+class DeployFailedError(DeployError):
+    """A roll-out that did not come through (rolled back, paused, timed out): a failed gate, exit status 1."""
+
+    exit_code = 1

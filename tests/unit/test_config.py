@@ -73,3 +73,15 @@ def test_chunk_overlap_must_be_smaller_than_size(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("DOCS_ASSISTANT_CHUNKING__OVERLAP", "500")
     with pytest.raises(ConfigError, match="chunking"):
         load_settings()
+
+
+def test_secret_files_are_read_below_environment_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # what a swarm deploy mounts: /run/secrets/<the environment variable the secret stands for>
+    (tmp_path / "DOCS_ASSISTANT_SERVE__API_KEYS").write_text('["from-a-secret"]\n', encoding="utf-8")
+    (tmp_path / "DOCS_ASSISTANT_RETRIEVAL__TOP_K").write_text("7", encoding="utf-8")
+    (tmp_path / "unrelated").write_text("x", encoding="utf-8")
+    monkeypatch.setenv("DOCS_ASSISTANT_SECRETS_DIR", str(tmp_path))
+    monkeypatch.setenv("DOCS_ASSISTANT_RETRIEVAL__TOP_K", "9")
+    settings = load_settings()
+    assert [key.get_secret_value() for key in settings.serve.api_keys] == ["from-a-secret"]
+    assert settings.retrieval.top_k == 9  # a real environment variable wins

@@ -1,0 +1,557 @@
+"""The Docker swarm target of the deploy stage: an environment file made into two services.
+
+Per environment `<env>`: an attachable overlay network `docs-assistant-<env>`; the app service
+`docs-assistant-<env>` (DNS round robin, no published port, start-first rolling updates that swarm rolls
+back by itself when a new task crashes or never gets healthy); and the front proxy
+`docs-assistant-<env>-proxy`, which publishes the environment's port in host mode and forwards each
+connection to a healthy app task (`proxy.py`). The proxy is created once and never updated by a deploy,
+because an update of a host-mode port is a short outage. Without IPVS (no routing mesh, no VIP) this is
+what gives zero failed requests during an update on one node; the README's "Deploying to Docker swarm"
+has the design and the measurements.
+
+Secrets: each `[secrets]` entry `VAR = "name"` mounts the Docker secret `name` at `/run/secrets/VAR`; the
+app's settings read such files as the variable's value (`config.SecretFilesSource`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from docs_assistant.deploy.environments import ENVIRONMENTS_DIR, Environment
+from docs_assistant.errors import DeployError
+
+APP = "docs-assistant"
+APP_PORT = 8000  # the port the app (and the proxy, inside its container) listens on
+LABEL = "io.docs-assistant"
+LABEL_ENVIRONMENT = f"{LABEL}.environment"
+LABEL_PREVIOUS = f"{LABEL}.previous-image"
+LABEL_ROLE = f"{LABEL}.role"
+SECRETS_DIR = "/run/secrets"
+MONITOR_S = 10.0  # after a new task is healthy, how long swarm watches it before the next one
+HEALTH_INTERVAL_S, HEALTH_TIMEOUT_S, HEALTH_RETRIES = 5, 3, 3  # tolerant: a busy CPU must not kill a healthy task
+NS = 1_000_000_000
+DONE = ("completed", "rollback_completed", "paused", "rollback_paused")
+READYZ = f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{APP_PORT}/readyz', timeout=2)"
+LISTENING = f"import socket; socket.create_connection(('127.0.0.1', {APP_PORT}), 2).close()"
+
+
+@dataclass
+class DeployResult:
+    """What one deploy or rollback did; `state` is deployed, rolled_back or failed."""
+
+    environment: str
+    image: str
+    previous_image: str | None
+    state: str
+    startup_s: float | None
+    url: str
+    message: str
+    duration_s: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def line(self) -> str:
+        startup = f", startup {self.startup_s:.1f} s" if self.startup_s is not None else ""
+        return f"deploy {self.environment}: {self.state} {self.image} at {self.url}{startup} ({self.message})"
+
+
+def names(env: Environment) -> tuple[str, str, str]:
+    """(network, app service, proxy service) of an environment."""
+    app = f"{APP}-{env.name}"
+    return app, app, f"{app}-proxy"
+
+
+def env_file(env: Environment, directory: Path = ENVIRONMENTS_DIR) -> Path:
+    return directory / f"{env.name}.toml"
+
+
+def client_for(env: Environment) -> Any:
+    """A client of `env.docker_host` when the file sets one, else of $DOCKER_HOST or the local engine."""
+    if env.docker_host is None:
+        from docs_assistant.deploy.image import docker_client
+
+        return docker_client()
+    import docker
+    from docker.errors import DockerException
+
+    try:
+        client = docker.DockerClient(base_url=env.docker_host, timeout=600)
+        client.ping()
+    except DockerException as err:
+        raise DeployError(
+            f"docker_host: no Docker Engine reachable at {env.docker_host}: {err}",
+            where=env_file(env),
+            hint="check the URL and that you can run `docker -H URL info`",
+        ) from err
+    return client
+
+
+def ensure_swarm(client: Any, env: Environment) -> None:
+    """Initialise swarm mode (single manager, advertised on loopback) on an engine that is not in it."""
+    from docker.errors import APIError
+
+    state = client.info().get("Swarm", {})
+    if state.get("LocalNodeState") == "active":
+        if not state.get("ControlAvailable"):
+            raise DeployError(
+                "the engine is a swarm worker; services are created on a manager",
+                where=f"{env_file(env)}: docker_host",
+                hint="point docker_host (or DOCKER_HOST) at a manager node",
+            )
+        return
+    try:
+        client.swarm.init(advertise_addr="127.0.0.1")
+    except APIError as err:
+        raise DeployError(
+            f"cannot initialise swarm mode: {err.explanation or err}",
+            where=f"{env_file(env)}: target",
+            hint="run `docker swarm init --advertise-addr <this host's address>` by hand and deploy again",
+        ) from err
+
+
+def _service(client: Any, name: str) -> Any | None:
+    from docker.errors import NotFound
+
+    try:
+        return client.services.get(name)
+    except NotFound:
+        return None
+
+
+def _network(client: Any, name: str, env: Environment) -> Any:
+    found = [n for n in client.networks.list(names=[name]) if n.name == name]
+    if found:
+        return found[0]
+    return client.networks.create(
+        name, driver="overlay", attachable=True, scope="swarm", labels={LABEL_ENVIRONMENT: env.name}
+    )
+
+
+def _secret_refs(client: Any, env: Environment, directory: Path) -> list[Any]:
+    from docker.types import SecretReference
+
+    refs = []
+    for var, secret in sorted(env.secrets.items()):
+        found = [s for s in client.secrets.list(filters={"name": secret}) if s.name == secret]
+        if not found:
+            raise DeployError(
+                f"secrets.{var}: no Docker secret named {secret!r} on the engine",
+                where=env_file(env, directory),
+                hint=f"create it: `printf %s VALUE | docker secret create {secret} -`, or fix the name",
+            )
+        refs.append(SecretReference(found[0].id, secret, filename=var))
+    return refs
+
+
+def _app_spec(env: Environment, image: str, network_id: str, secrets: list[Any], monitor_s: float) -> dict[str, Any]:
+    """The app service's whole spec, the same builder for create and update (so an update changes only what changed)."""
+    from docker.types import (
+        ContainerSpec,
+        EndpointSpec,
+        Healthcheck,
+        Mount,
+        Placement,
+        Resources,
+        RestartPolicy,
+        RollbackConfig,
+        ServiceMode,
+        TaskTemplate,
+        UpdateConfig,
+    )
+
+    resources = env.resources
+    container = ContainerSpec(
+        image,
+        env=[f"{key}={value}" for key, value in sorted(env.config.items())],
+        secrets=secrets or None,
+        healthcheck=Healthcheck(
+            test=["CMD", "python3", "-c", READYZ],
+            interval=HEALTH_INTERVAL_S * NS,
+            timeout=HEALTH_TIMEOUT_S * NS,
+            retries=HEALTH_RETRIES,
+            start_period=int(env.gate.max_startup_s * NS),
+        ),
+        stop_grace_period=15 * NS,
+        read_only=True,
+        mounts=[Mount("/tmp", None, type="tmpfs", tmpfs_size=512 << 20)],  # noqa: S108 -- a private tmpfs, writable on a read-only root
+    )
+    template = TaskTemplate(
+        container,
+        resources=Resources(
+            cpu_limit=int(resources.cpus * NS) if resources and resources.cpus else None,
+            mem_limit=resources.memory_bytes if resources else None,
+        ),
+        restart_policy=RestartPolicy(condition="any", delay=2 * NS, max_attempts=0),
+        placement=Placement(),
+        networks=[{"Target": network_id}],
+    )
+    return {
+        "task_template": template,
+        "mode": ServiceMode("replicated", replicas=env.replicas),
+        "update_config": UpdateConfig(
+            parallelism=1,
+            delay=0,
+            order="start-first",
+            failure_action="rollback",
+            monitor=int(monitor_s * NS),
+            max_failure_ratio=0,
+        ),
+        "rollback_config": RollbackConfig(
+            parallelism=1, delay=0, order="start-first", failure_action="pause", monitor=int(monitor_s * NS)
+        ),
+        "endpoint_spec": EndpointSpec(mode="dnsrr"),
+    }
+
+
+def _ensure_proxy(client: Any, env: Environment, image: str, proxy_image: str | None, network_id: str) -> Any:
+    """Create the proxy service if there is none; an existing one is left alone (`drift` reports differences)."""
+    from docker.types import EndpointSpec, Healthcheck, ServiceMode
+
+    _, app, proxy = names(env)
+    existing = _service(client, proxy)
+    if existing is not None:
+        return existing
+    return client.services.create(
+        proxy_image or image,
+        name=proxy,
+        # the app image's entrypoint serves the app: replace it (swarm's Command is the entrypoint)
+        command=None if proxy_image else ["python3", "-m", "docs_assistant.deploy.proxy"],
+        env={"BACKEND": f"tasks.{app}:{APP_PORT}", "PORT": str(APP_PORT)},
+        networks=[network_id],
+        endpoint_spec=EndpointSpec(ports={env.port: (APP_PORT, "tcp", "host")}),
+        mode=ServiceMode("replicated", replicas=1),
+        healthcheck=Healthcheck(
+            test=["CMD", "python3", "-c", LISTENING], interval=2 * NS, timeout=3 * NS, retries=3, start_period=0
+        ),
+        labels={LABEL_ENVIRONMENT: env.name, LABEL_ROLE: "proxy"},
+        stop_grace_period=5 * NS,
+        read_only=True,
+    )
+
+
+def _image_of(service: Any) -> str:
+    return service.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+
+
+def _running(service: Any, image: str) -> list[dict[str, Any]]:
+    """Tasks meant to run that run (= healthy, with a healthcheck) the given image."""
+    return [
+        t
+        for t in service.tasks(filters={"desired-state": "running"})
+        if t["Status"]["State"] == "running" and t["Spec"]["ContainerSpec"]["Image"] == image
+    ]
+
+
+def _task_errors(service: Any, image: str) -> str:
+    """Why the service's tasks of `image` failed (the last few distinct reasons), for messages."""
+    tasks = [t for t in service.tasks() if t["Spec"]["ContainerSpec"]["Image"] == image]
+    tasks.sort(key=lambda t: t.get("CreatedAt", ""))
+    errors = [t["Status"]["Err"] for t in tasks if t["Status"].get("Err")]
+    if errors:
+        return "; ".join(dict.fromkeys(errors[-3:]))
+    states = ", ".join(dict.fromkeys(f"{t['Status']['State']} ({t['Status'].get('Message', '')})" for t in tasks))
+    # a container stopped for failing its healthcheck exits cleanly when it handles SIGTERM: no error is recorded
+    return (
+        f"tasks {states or 'none'} without an error: most likely never healthy (GET /readyz not 200 within "
+        f"the gate's max_startup_s + {HEALTH_RETRIES} x {HEALTH_INTERVAL_S} s)"
+    )
+
+
+def _timeout_s(env: Environment, monitor_s: float) -> float:
+    health = HEALTH_INTERVAL_S * HEALTH_RETRIES + HEALTH_TIMEOUT_S
+    per_task = env.gate.max_startup_s + health + monitor_s
+    return per_task * (env.replicas + 1) + 60  # the update, and a rollback of one replica
+
+
+def _wait(
+    client: Any, env: Environment, name: str, image: str, before: dict[str, Any] | None, started: float, timeout: float
+) -> tuple[str, float | None, str]:
+    """Wait for the update (or first start) to finish; returns (swarm's state, startup_s, message)."""
+    startup_s = None
+    deadline = started + timeout
+    while time.monotonic() < deadline:
+        service = client.services.get(name)
+        status = service.attrs.get("UpdateStatus")
+        if startup_s is None and len(_running(service, image)) >= env.replicas:
+            startup_s = round(time.monotonic() - started, 2)
+        if status and status != before:
+            if status.get("State") in DONE:
+                return status["State"], startup_s, status.get("Message", "")
+        elif startup_s is not None and (before is None or time.monotonic() - started > 5):
+            return "completed", startup_s, "all replicas run the image"  # a first start, or nothing to roll out
+        time.sleep(0.5)
+    return "timeout", startup_s, f"not finished after {timeout:.0f} s: {_task_errors(client.services.get(name), image)}"
+
+
+def _write_service(
+    client: Any, env: Environment, image: str, previous: str | None, *, directory: Path, monitor_s: float
+) -> tuple[Any, dict[str, Any] | None, bool]:
+    """Create or update the app service to `image`; returns (service, its UpdateStatus before, created)."""
+    network_name, app, _ = names(env)
+    secrets = _secret_refs(client, env, directory)  # before anything is created: a missing one stops the deploy
+    network = _network(client, network_name, env)
+    spec = _app_spec(env, image, network.id, secrets, monitor_s)
+    labels = {LABEL_ENVIRONMENT: env.name, LABEL_ROLE: "app"}
+    if previous:
+        labels[LABEL_PREVIOUS] = previous
+    service = _service(client, app)
+    if service is None:
+        client.api.create_service(name=app, labels=labels, **spec)
+        return client.services.get(app), None, True
+    before = service.attrs.get("UpdateStatus")
+    client.api.update_service(service.id, service.version, name=app, labels=labels, **spec)
+    return service, before, False
+
+
+def _result(
+    env: Environment, image: str, previous: str | None, state: str, startup_s: float | None, message: str, t0: float
+) -> DeployResult:
+    return DeployResult(
+        environment=env.name,
+        image=image,
+        previous_image=previous,
+        state=state,
+        startup_s=startup_s if state != "rolled_back" else None,
+        url=f"http://127.0.0.1:{env.port}",
+        message=message,
+        duration_s=round(time.monotonic() - t0, 2),
+    )
+
+
+def _roll_out(
+    env: Environment,
+    image: str,
+    previous: str | None,
+    *,
+    client: Any,
+    proxy_image: str | None,
+    directory: Path,
+    monitor_s: float,
+) -> DeployResult:
+    t0 = time.monotonic()
+    network_name, app, proxy = names(env)
+    _, before, created = _write_service(client, env, image, previous, directory=directory, monitor_s=monitor_s)
+    network = _network(client, network_name, env)
+    _ensure_proxy(client, env, image, proxy_image, network.id)
+    state, startup_s, message = _wait(client, env, app, image, before, t0, _timeout_s(env, monitor_s))
+    if state == "completed":
+        proxy_state, _, proxy_message = _wait(
+            client,
+            _one_replica(env),
+            proxy,
+            _image_of(client.services.get(proxy)),
+            None,
+            time.monotonic(),
+            60 + env.gate.max_startup_s,
+        )
+        if proxy_state != "completed":
+            return _result(env, image, previous, "failed", startup_s, f"proxy {proxy}: {proxy_message}", t0)
+        return _result(env, image, previous, "deployed", startup_s, message, t0)
+    if state == "rollback_completed":
+        return _result(
+            env,
+            image,
+            previous,
+            "rolled_back",
+            None,
+            f"swarm rolled back to {_image_of(client.services.get(app))}; {image}: {_task_errors(client.services.get(app), image)}",
+            t0,
+        )
+    detail = "" if created else " (the previous image keeps serving where its tasks still run)"
+    return _result(env, image, previous, "failed", startup_s, f"{state}: {message}{detail}", t0)
+
+
+def _one_replica(env: Environment) -> Environment:
+    return env.model_copy(update={"replicas": 1})
+
+
+def deploy(
+    env: Environment,
+    image: str,
+    *,
+    client: Any | None = None,
+    proxy_image: str | None = None,
+    directory: Path = ENVIRONMENTS_DIR,
+    monitor_s: float = MONITOR_S,
+) -> DeployResult:
+    """Roll `image` out to `env` (creating its network, services and proxy on the first deploy) and wait for the end.
+
+    `rolled_back` means a new task crashed or never got healthy and swarm restored the previous image (which
+    kept serving throughout); `failed` means the roll-out did not finish in time or paused.
+    """
+    check_target(env, directory)
+    client = client or client_for(env)
+    ensure_swarm(client, env)
+    current = _service(client, names(env)[1])
+    previous = _image_of(current) if current is not None else None
+    if previous == image:  # a redeploy of the same image keeps the label pointing at the one before it
+        previous = current.attrs["Spec"].get("Labels", {}).get(LABEL_PREVIOUS)
+    return _roll_out(
+        env, image, previous, client=client, proxy_image=proxy_image, directory=directory, monitor_s=monitor_s
+    )
+
+
+def rollback(
+    env: Environment,
+    *,
+    client: Any | None = None,
+    directory: Path = ENVIRONMENTS_DIR,
+    monitor_s: float = MONITOR_S,
+) -> DeployResult:
+    """Deploy the image that ran before the last deploy (recorded in a label: swarm's own PreviousSpec is gone
+    after an automatic rollback). The image rolled back from becomes the next `rollback`'s target."""
+    check_target(env, directory)
+    client = client or client_for(env)
+    _, app, _ = names(env)
+    service = _service(client, app)
+    if service is None:
+        raise DeployError(
+            f"nothing to roll back: service {app} does not exist",
+            where=env_file(env, directory),
+            hint=f"deploy first: `docs-assistant deploy {env.name} --image REF`",
+        )
+    previous = service.attrs["Spec"].get("Labels", {}).get(LABEL_PREVIOUS)
+    if not previous:
+        raise DeployError(
+            f"no previous image recorded on service {app} (label {LABEL_PREVIOUS}): it has had one deploy only",
+            where=env_file(env, directory),
+            hint=f"deploy the image you want: `docs-assistant deploy {env.name} --image REF`",
+        )
+    current = _image_of(service)
+    result = _roll_out(
+        env, previous, current, client=client, proxy_image=None, directory=directory, monitor_s=monitor_s
+    )
+    if result.state == "deployed":
+        result.state = "rolled_back"
+        result.message = f"rolled back from {current}"
+    return result
+
+
+def remove(env: Environment, *, client: Any | None = None, timeout_s: float = 120) -> list[str]:
+    """Remove the environment's services, wait for their containers to stop, remove the network; returns what went."""
+    from docker.errors import APIError, NotFound
+
+    client = client or client_for(env)
+    network_name, app, proxy = names(env)
+    removed = []
+    for name in (proxy, app):
+        service = _service(client, name)
+        if service is not None:
+            service.remove()
+            removed.append(name)
+    deadline = time.monotonic() + timeout_s
+    for name in (proxy, app):  # a container of a removed service stops within its stop_grace_period
+        label = f"com.docker.swarm.service.name={name}"
+        while client.containers.list(all=True, filters={"label": label}) and time.monotonic() < deadline:
+            time.sleep(0.5)
+    for network in [n for n in client.networks.list(names=[network_name]) if n.name == network_name]:
+        while True:
+            try:
+                network.remove()
+                removed.append(network_name)
+                break
+            except NotFound:
+                break
+            except APIError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+    return removed
+
+
+def status(env: Environment, client: Any | None = None) -> dict[str, Any]:
+    """The live state of the environment's services, as JSON-ready data."""
+    client = client or client_for(env)
+    _, app, proxy = names(env)
+    out: dict[str, Any] = {"environment": env.name, "url": f"http://127.0.0.1:{env.port}"}
+    for role, name in (("app", app), ("proxy", proxy)):
+        service = _service(client, name)
+        if service is None:
+            out[role] = None
+            continue
+        spec = service.attrs["Spec"]
+        tasks = service.tasks(filters={"desired-state": "running"})
+        out[role] = {
+            "service": name,
+            "image": _image_of(service),
+            "previous_image": spec.get("Labels", {}).get(LABEL_PREVIOUS),
+            "replicas": spec.get("Mode", {}).get("Replicated", {}).get("Replicas"),
+            "running": sum(t["Status"]["State"] == "running" for t in tasks),
+            "update_status": service.attrs.get("UpdateStatus"),
+        }
+    return out
+
+
+def drift(env: Environment, client: Any | None = None, *, image: str | None = None) -> list[str]:
+    """Differences between the live services and the environment file (and `image`, when given); [] = none."""
+    client = client or client_for(env)
+    _, app, proxy = names(env)
+    service = _service(client, app)
+    if service is None:
+        return [f"service {app} does not exist (never deployed, or removed)"]
+    spec = service.attrs["Spec"]
+    container = spec["TaskTemplate"]["ContainerSpec"]
+    diffs = []
+    live_image = container["Image"]
+    if image is not None and not _same_image(live_image, image):
+        diffs.append(f"image: {live_image} runs, {image} expected")
+    replicas = spec.get("Mode", {}).get("Replicated", {}).get("Replicas")
+    if replicas != env.replicas:
+        diffs.append(f"replicas: {replicas} live, {env.replicas} in the file")
+    running = len(_running(service, live_image))
+    if replicas is not None and running != replicas:
+        diffs.append(f"running tasks: {running} of {replicas} replicas")
+    live_env = dict(item.partition("=")[::2] for item in container.get("Env") or [])
+    for key in sorted(set(live_env) | set(env.config)):
+        if live_env.get(key) != env.config.get(key):
+            live = f"{key}={live_env[key]!r}" if key in live_env else f"{key} unset"
+            wanted = f"{env.config[key]!r}" if key in env.config else "not in the file"
+            diffs.append(f"config.{key}: live {live}, file {wanted}")
+    live_secrets = {s["File"]["Name"]: s["SecretName"] for s in container.get("Secrets") or []}
+    if live_secrets != env.secrets:
+        diffs.append(f"secrets: live {live_secrets}, file {dict(env.secrets)}")
+    limits = spec["TaskTemplate"].get("Resources", {}).get("Limits", {})
+    cpus = limits.get("NanoCPUs") or None
+    want_cpus = int(env.resources.cpus * NS) if env.resources and env.resources.cpus else None
+    if cpus != want_cpus:
+        diffs.append(
+            f"resources.cpus: live {cpus / NS if cpus else None}, file {want_cpus / NS if want_cpus else None}"
+        )
+    memory = limits.get("MemoryBytes") or None
+    want_memory = env.resources.memory_bytes if env.resources else None
+    if memory != want_memory:
+        diffs.append(f"resources.memory: live {memory} bytes, file {want_memory} bytes")
+    label = spec.get("Labels", {}).get(LABEL_ENVIRONMENT)
+    if label != env.name:
+        diffs.append(f"label {LABEL_ENVIRONMENT}: live {label!r}, expected {env.name!r}")
+    proxy_service = _service(client, proxy)
+    if proxy_service is None:
+        diffs.append(f"proxy service {proxy} does not exist: nothing publishes port {env.port}")
+    else:
+        ports = [p.get("PublishedPort") for p in proxy_service.attrs["Spec"].get("EndpointSpec", {}).get("Ports", [])]
+        if ports != [env.port]:
+            diffs.append(f"port: the proxy publishes {ports}, the file says {env.port}")
+    return diffs
+
+
+def _same_image(live: str, expected: str) -> bool:
+    """Equal references, or the same digest (`repo@sha256:x` against `sha256:x` or another tag of it)."""
+    if live == expected:
+        return True
+    digest = lambda ref: ref.rpartition("@")[2] if "@" in ref else ref  # noqa: E731
+    return digest(live).startswith("sha256:") and digest(live) == digest(expected)
+
+
+def check_target(env: Environment, directory: Path = ENVIRONMENTS_DIR) -> None:
+    """Only `target = "docker"` deploys here; Kubernetes environments are applied with kubectl."""
+    if env.target != "docker":
+        raise DeployError(
+            f"target: {env.target!r}; this command deploys to Docker swarm only",
+            where=env_file(env, directory),
+            hint=f"apply the manifests: `kubectl apply --server-side -k deploy/kubernetes/overlays/{env.name}` "
+            "(see the Kubernetes subsection of the README)",
+        )

@@ -1,0 +1,340 @@
+"""The swarm deploy target on the real engine: tiny stdlib test images behind the front proxy.
+
+One environment lives through the module, in order: deploy v1, update to v2 under polling, a crashing and
+a never-ready image (swarm rolls both back), a rollback by hand, drift. A poller sends a request every
+50 ms during each roll-out; the design's promise is that none fails.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from docs_assistant.cli import app
+from docs_assistant.deploy import swarm
+from docs_assistant.deploy.environments import load_environment
+from docs_assistant.errors import DeployError
+
+from .conftest import BASE_IMAGE, free_port
+
+pytestmark = pytest.mark.docker
+
+SERVER = """
+import json, os, signal, sys, time
+from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
+VERSION, MODE = os.environ["APP_VERSION"], os.environ["APP_MODE"]
+if MODE == "crash":
+    print("crashing at start", flush=True); sys.exit(3)
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # PID 1 ignores SIGTERM without a handler
+START = time.monotonic()
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        ready = MODE != "never-ready" and time.monotonic() - START > 1
+        if self.path == "/readyz" and not ready:
+            code, body = 503, b"not ready"
+        else:
+            secrets = sorted(os.listdir("/run/secrets")) if os.path.isdir("/run/secrets") else []
+            env = os.environ.get("DOCS_ASSISTANT_SERVE__ENVIRONMENT")
+            code, body = 200, json.dumps({"version": VERSION, "secrets": secrets, "env": env}).encode()
+        self.send_response(code); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+ThreadingHTTPServer.daemon_threads = True
+ThreadingHTTPServer(("0.0.0.0", 8000), H).serve_forever()
+"""
+
+DOCKERFILE = f"""FROM {BASE_IMAGE}
+ARG APP_VERSION=v1
+ARG APP_MODE=ok
+ENV APP_VERSION=$APP_VERSION APP_MODE=$APP_MODE PYTHONUNBUFFERED=1
+COPY server.py /server.py
+# like the app image: the package (here only its proxy module) importable, the server as the entrypoint
+COPY pkg/ /pkg/
+ENV PYTHONPATH=/pkg
+USER 10001
+HEALTHCHECK --interval=5s --timeout=3s --retries=3 CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=2)"]
+ENTRYPOINT ["python3", "/server.py"]
+"""
+
+PROXY_DOCKERFILE = f"""FROM {BASE_IMAGE}
+COPY proxy.py /proxy.py
+USER 10001
+CMD ["python3", "/proxy.py"]
+"""
+
+GATE = """
+[gate]
+max_startup_s = 6
+p50_ms = 2000
+p95_ms = 5000
+p99_ms = 8000
+max_error_rate = 0.01
+arrival_rate = 2
+min_rps = 1
+duration_s = 10
+warmup_s = 1
+"""
+
+
+def env_text(port: int, secret: str | None, *, stage: str = "dev", replicas: int = 2) -> str:
+    secrets = f'DOCS_ASSISTANT_SERVE__API_KEYS = "{secret}"' if secret else ""
+    return f"""target = "docker"
+replicas = {replicas}
+port = {port}
+
+[resources]
+cpus = 0.5
+memory = "128m"
+
+[config]
+DOCS_ASSISTANT_SERVE__ENVIRONMENT = "{stage}"
+
+[secrets]
+{secrets}
+{GATE}"""
+
+
+@dataclass
+class Stack:
+    client: Any
+    directory: Path
+    name: str
+    prefix: str
+    port: int
+    images: dict[str, str]
+    proxy_image: str
+    secret: str
+    results: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def env(self) -> Any:
+        return load_environment(self.name, self.directory)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1/answer"
+
+
+def answer(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+class Poller:
+    """GET the URL every 50 ms in a thread; counts failures and the versions that answered."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.ok, self.failed, self.versions, self.errors = url, 0, 0, {}, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                version = answer(self.url)["version"]
+                self.versions[version] = self.versions.get(version, 0) + 1
+                self.ok += 1
+            except Exception as exc:
+                self.failed += 1
+                self.errors.append(repr(exc)[:120])
+            self._stop.wait(max(0.0, 0.05 - (time.monotonic() - started)))
+
+    def stop(self) -> Poller:
+        time.sleep(1)
+        self._stop.set()
+        self._thread.join(timeout=10)
+        return self
+
+
+@pytest.fixture(scope="module")
+def stack(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    prefix = f"da-test-{secrets.token_hex(3)}"
+    name = "t" + prefix.removeprefix("da-test-")
+    context = tmp_path_factory.mktemp("swarm-images")
+    (context / "server.py").write_text(SERVER, encoding="utf-8")
+    (context / "Dockerfile").write_text(DOCKERFILE, encoding="utf-8")
+    package = context / "pkg" / "docs_assistant" / "deploy"
+    package.mkdir(parents=True)
+    for init in (package.parent / "__init__.py", package / "__init__.py"):
+        init.write_text("", encoding="utf-8")
+    shutil.copy(Path(swarm.__file__).with_name("proxy.py"), package / "proxy.py")
+    proxy_context = tmp_path_factory.mktemp("swarm-proxy")
+    shutil.copy(Path(swarm.__file__).with_name("proxy.py"), proxy_context / "proxy.py")
+    (proxy_context / "Dockerfile").write_text(PROXY_DOCKERFILE, encoding="utf-8")
+    directory = tmp_path_factory.mktemp("environments")
+    port = free_port()
+    secret = f"{prefix}-api-keys"
+    made_images: list[str] = []
+    env = None
+    try:
+        images = {}
+        for version, mode in (("v1", "ok"), ("v2", "ok"), ("crash", "crash"), ("never-ready", "never-ready")):
+            tag = f"{prefix}-app:{version}"
+            docker_client.images.build(
+                path=str(context), tag=tag, buildargs={"APP_VERSION": version, "APP_MODE": mode}, rm=True
+            )
+            made_images.append(tag)
+            images[version] = tag
+        proxy_image = f"{prefix}-proxy:1"
+        docker_client.images.build(path=str(proxy_context), tag=proxy_image, rm=True)
+        made_images.append(proxy_image)
+        docker_client.secrets.create(name=secret, data=b'["test-key"]\n', labels={"da-test": prefix})
+        (directory / f"{name}.toml").write_text(env_text(port, secret), encoding="utf-8")
+        env = load_environment(name, directory)
+        yield Stack(docker_client, directory, name, prefix, port, images, proxy_image, secret)
+    finally:
+        if env is not None:
+            swarm.remove(env, client=docker_client)
+        for found in docker_client.secrets.list(filters={"name": secret}):
+            if found.name == secret:
+                found.remove()
+        for tag in made_images:
+            docker_client.images.remove(tag, force=True)
+
+
+def test_deploy_serves_v1_through_the_proxy(stack: Stack) -> None:
+    result = swarm.deploy(
+        stack.env, stack.images["v1"], client=stack.client, proxy_image=stack.proxy_image,
+        directory=stack.directory, monitor_s=2,
+    )  # fmt: skip
+    stack.results["v1"] = result
+    assert result.state == "deployed", result
+    assert result.previous_image is None
+    assert result.startup_s is not None
+    assert result.startup_s > 0
+    assert result.url == f"http://127.0.0.1:{stack.port}"
+    body = answer(stack.url)
+    assert body == {"version": "v1", "secrets": ["DOCS_ASSISTANT_SERVE__API_KEYS"], "env": "dev"}
+    assert swarm.drift(stack.env, stack.client, image=stack.images["v1"]) == []
+    live = swarm.status(stack.env, stack.client)
+    assert live["app"]["running"] == 2
+    assert live["proxy"]["running"] == 1
+
+
+def test_update_to_v2_loses_no_request(stack: Stack) -> None:
+    poller = Poller(stack.url)
+    time.sleep(1)
+    result = swarm.deploy(stack.env, stack.images["v2"], client=stack.client, directory=stack.directory, monitor_s=2)
+    poller.stop()
+    stack.results["v2"] = (result, poller)
+    assert result.state == "deployed", result
+    assert result.previous_image == stack.images["v1"]
+    assert poller.failed == 0, poller.errors
+    assert set(poller.versions) == {"v1", "v2"}
+    assert answer(stack.url)["version"] == "v2"
+
+
+def test_crashing_image_is_rolled_back_and_the_cli_exits_1(stack: Stack, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("DOCS_ASSISTANT_PATHS__REPORTS_DIR", str(tmp_path / "reports"))
+    poller = Poller(stack.url)
+    time.sleep(1)
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text('{"version": "1.0.0", "git_sha": "0123abc"}', encoding="utf-8")
+    command = ["deploy", stack.name, "--image", stack.images["crash"], "--dir", str(stack.directory)]
+    run = CliRunner().invoke(app, [*command, "--manifest", str(manifest)])
+    poller.stop()
+    assert run.exit_code == 1, run.output
+    summary = json.loads((tmp_path / "reports" / "deploy" / stack.name / "summary.json").read_text())
+    stack.results["crash"] = (summary, poller)
+    assert summary["state"] == "rolled_back"
+    assert json.loads(manifest.read_text())["deploys"][stack.name]["state"] == "rolled_back"
+    assert "crash: task: non-zero exit (3)" in summary["message"]
+    assert poller.failed == 0, poller.errors
+    assert set(poller.versions) == {"v2"}
+    assert swarm.drift(stack.env, stack.client, image=stack.images["v2"]) == []
+
+
+def test_never_ready_image_is_rolled_back(stack: Stack) -> None:
+    poller = Poller(stack.url)
+    result = swarm.deploy(
+        stack.env, stack.images["never-ready"], client=stack.client, directory=stack.directory, monitor_s=2
+    )
+    poller.stop()
+    stack.results["never-ready"] = (result, poller)
+    assert result.state == "rolled_back", result
+    assert "never healthy" in result.message or "unhealthy" in result.message
+    assert poller.failed == 0, poller.errors
+    assert set(poller.versions) == {"v2"}
+
+
+def test_rollback_by_hand_returns_to_the_image_before(stack: Stack) -> None:
+    # the automatic rollbacks restored v2's spec, whose label records v1 as the image before it
+    poller = Poller(stack.url)
+    result = swarm.rollback(stack.env, client=stack.client, directory=stack.directory, monitor_s=2)
+    poller.stop()
+    stack.results["rollback"] = (result, poller)
+    assert result.state == "rolled_back", result
+    assert result.image == stack.images["v1"]
+    assert result.previous_image == stack.images["v2"]
+    assert poller.failed == 0, poller.errors
+    assert answer(stack.url)["version"] == "v1"
+
+
+def test_drift_lists_live_changes_and_file_changes(stack: Stack) -> None:
+    assert swarm.drift(stack.env, stack.client, image=stack.images["v1"]) == []
+    differences = swarm.drift(stack.env, stack.client, image=stack.images["v2"])
+    assert differences == [f"image: {stack.images['v1']} runs, {stack.images['v2']} expected"]
+    stack.client.services.get(f"docs-assistant-{stack.name}").scale(3)
+    path = stack.directory / f"{stack.name}.toml"
+    path.write_text(env_text(stack.port + 1, stack.secret, stage="staging"), encoding="utf-8")
+    differences = swarm.drift(stack.env, stack.client)
+    assert "replicas: 3 live, 2 in the file" in differences
+    assert "config.DOCS_ASSISTANT_SERVE__ENVIRONMENT: live DOCS_ASSISTANT_SERVE__ENVIRONMENT='dev', file 'staging'" in (
+        differences
+    )
+    assert f"port: the proxy publishes [{stack.port}], the file says {stack.port + 1}" in differences
+    run = CliRunner().invoke(app, ["drift", stack.name, "--dir", str(stack.directory)])
+    assert run.exit_code == 1
+    assert "drift " + stack.name + ": replicas: 3 live, 2 in the file" in run.output
+
+
+def test_missing_docker_secret_names_the_field(stack: Stack) -> None:
+    name = stack.name + "-nosecret"
+    missing = f"{stack.prefix}-missing"
+    (stack.directory / f"{name}.toml").write_text(env_text(free_port(), missing), encoding="utf-8")
+    env = load_environment(name, stack.directory)
+    with pytest.raises(DeployError) as err:
+        swarm.deploy(env, stack.images["v1"], client=stack.client, directory=stack.directory)
+    text = str(err.value)
+    assert str(stack.directory / f"{name}.toml") in text
+    assert "secrets.DOCS_ASSISTANT_SERVE__API_KEYS" in text
+    assert f"docker secret create {missing} -" in text
+    assert stack.client.services.list(filters={"name": f"docs-assistant-{name}"}) == []
+    assert stack.client.networks.list(names=[f"docs-assistant-{name}"]) == []
+
+
+def test_the_app_image_runs_the_proxy_by_default(stack: Stack) -> None:
+    # no proxy_image: the proxy service runs the app image with `python3 -m docs_assistant.deploy.proxy`
+    name = stack.name + "-own"
+    (stack.directory / f"{name}.toml").write_text(env_text(free_port(), None, replicas=1), encoding="utf-8")
+    env = load_environment(name, stack.directory)
+    try:
+        result = swarm.deploy(env, stack.images["v2"], client=stack.client, directory=stack.directory, monitor_s=1)
+        assert result.state == "deployed", result
+        assert answer(result.url + "/v1/answer") == {"version": "v2", "secrets": [], "env": "dev"}
+        proxy = stack.client.services.get(f"docs-assistant-{name}-proxy").attrs["Spec"]["TaskTemplate"]
+        assert proxy["ContainerSpec"]["Image"] == stack.images["v2"]
+        assert proxy["ContainerSpec"]["Command"] == ["python3", "-m", "docs_assistant.deploy.proxy"]
+    finally:
+        swarm.remove(env, client=stack.client)
+
+
+def test_report(stack: Stack) -> None:
+    """Not a check: prints what the roll-outs measured (pytest -s shows it)."""
+    for key, value in stack.results.items():
+        print(
+            key, value if not isinstance(value, tuple) else (value[0], vars(value[1]) | {"errors": value[1].errors[:3]})
+        )

@@ -699,18 +699,13 @@ def _docker_environment(name: str, directory: Path) -> Any:
     return load_environment(name, directory)
 
 
-def _deploy_report(result: Any, settings: Settings, manifest: Path | None) -> Path:
+def _deploy_report(result: Any, settings: Settings) -> Path:
     from docs_assistant.reports import markdown_table, write_report
 
     summary = result.as_dict()
     rows = [(key, "" if value is None else value) for key, value in summary.items()]
     markdown = f"## Deploy to {result.environment}: {result.state}\n\n" + markdown_table(["", ""], rows) + "\n"
-    out = write_report(settings.paths.reports_dir / "deploy", result.environment, summary, markdown)
-    if manifest is not None:
-        from docs_assistant.release.manifest import update_manifest
-
-        update_manifest(manifest, deploys={result.environment: summary})
-    return out
+    return write_report(settings.paths.reports_dir / "deploy", result.environment, summary, markdown)
 
 
 def _deploy_outcome(result: Any, out: Path | None, wanted: str) -> None:
@@ -720,33 +715,126 @@ def _deploy_outcome(result: Any, out: Path | None, wanted: str) -> None:
         console.print(f"report in {out}", highlight=False)
 
 
+def _step_report(step: Any, settings: Settings) -> Path:
+    """reports/deploy/<env>/summary.{json,md}: the roll-out, the gate's verdict and any rollback."""
+    from docs_assistant.reports import markdown_table, write_report
+
+    gate = step.gate or {}
+    rows = [
+        ("image", step.image),
+        ("roll-out", f"{step.deploy['state']}: {step.deploy['message']}"),
+        ("startup", f"{step.deploy['startup_s']} s" if step.deploy.get("startup_s") is not None else "not measured"),
+        ("gate", "passed" if gate.get("passed") else f"failed: {', '.join(gate.get('failed', []))}"),
+        ("rolled back to", (step.rollback or {}).get("image") or ""),
+    ]
+    markdown = f"## Deploy to {step.environment}: {step.state}\n\n" + markdown_table(["", ""], rows) + "\n"
+    return write_report(settings.paths.reports_dir / "deploy", step.environment, step.as_dict(), markdown)
+
+
+def _manifest_image(settings: Settings, manifest: Path | None) -> tuple[str, Path | None]:
+    """The image the release manifest pins (its registry reference, else the local image ID) and the manifest."""
+    from docs_assistant.errors import ConfigError
+    from docs_assistant.release.manifest import load_manifest, manifest_path
+
+    path = manifest or manifest_path(settings.paths.reports_dir)
+    image = (load_manifest(path).get("image") or {}) if path.is_file() or manifest else {}
+    ref = image.get("reference") or image.get("id")
+    if not ref:
+        raise ConfigError(
+            "no image to deploy: --image is not given and the release manifest pins none",
+            where=path,
+            hint="build one (`nox -s build_image`), or pass --image registry/repo@sha256:...",
+        )
+    return ref, path
+
+
 @app.command()
 @friendly_errors
 def deploy(
-    env: Annotated[str, typer.Argument(help="environment name: deploy/environments/<env>.toml")],
-    image: Annotated[str, typer.Option(help="the image to deploy, by digest: registry/repo@sha256:...")],
+    env: Annotated[str, typer.Argument(help="environment name: deploy/environments/<env>.toml")] = "dev",
+    image: Annotated[
+        str | None,
+        typer.Option(help="the image, by digest: registry/repo@sha256:... (default: the release manifest's)"),
+    ] = None,
+    promote: Annotated[
+        bool, typer.Option("--promote", help="go on along promotes_to after each passed gate (to the end or --to)")
+    ] = False,
+    to: Annotated[str | None, typer.Option("--to", help="the last environment to promote to")] = None,
+    approve: Annotated[
+        bool, typer.Option("--approve", help="deploy to environments with approval = true (you approve them)")
+    ] = False,
+    gate: Annotated[bool, typer.Option("--gate/--no-gate", help="load-test gate after each roll-out")] = True,
     directory: Annotated[Path, typer.Option("--dir", help="the environments directory")] = Path("deploy/environments"),
     proxy_image: Annotated[
         str | None, typer.Option(help="image of the front proxy (default: the app image runs the proxy module)")
     ] = None,
     manifest: Annotated[
-        Path | None, typer.Option(help="release manifest to record the deploy in (deploys.<env>)")
+        Path | None,
+        typer.Option(help="release manifest that pins the image and records deploys.<env>, gates.<env>"),
+    ] = None,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="LOADTEST_API_KEY", help="bearer key the gate sends (outside dev)")
     ] = None,
 ) -> None:
-    """Roll an image out to a Docker swarm environment; exit 1 if swarm rolled it back or it did not finish."""
+    """Roll an image out to a Docker swarm environment and gate it; a failed gate rolls back and exits 1."""
     from docs_assistant.deploy import swarm
+    from docs_assistant.deploy.environments import load_environments
+    from docs_assistant.deploy.promote import promote as run_promotion
     from docs_assistant.errors import DeployFailedError
 
     settings = _settings()
+    if image is None:
+        image, manifest = _manifest_image(settings, manifest)
+    environments = load_environments(directory)
     environment = _docker_environment(env, directory)
-    result = swarm.deploy(environment, image, proxy_image=proxy_image, directory=directory)
-    _deploy_outcome(result, _deploy_report(result, settings, manifest), "deployed")
-    if result.state != "deployed":
+    if not gate:
+        result = swarm.deploy(environment, image, proxy_image=proxy_image, directory=directory)
+        _deploy_outcome(result, _deploy_report(result, settings), "deployed")
+        if manifest is not None:
+            from docs_assistant.release.manifest import update_manifest
+
+            update_manifest(manifest, deploys={env: result.as_dict()})
+        if result.state != "deployed":
+            raise DeployFailedError(f"{result.state}: {result.message}", where=directory / f"{env}.toml")
+        return
+    steps = run_promotion(
+        image,
+        environments,
+        start=env,
+        stop=to if promote else env,
+        approved=approve,
+        directory=directory,
+        reports_dir=settings.paths.reports_dir,
+        manifest=manifest,
+        api_key=api_key,
+        proxy_image=proxy_image,
+    )
+    for step in steps:
+        style = {"passed": "green", "failed": "bold red", "awaiting_approval": "yellow"}[step.state]
+        console.print(f"[{style}]deploy {step.line()}[/]", highlight=False, soft_wrap=True)
+        if step.deploy is not None:
+            _step_report(step, settings)
+    failed = [step for step in steps if step.state == "failed"]
+    if failed:
+        step = failed[0]
+        kept = (step.rollback or {}).get("image") or (step.deploy or {}).get("previous_image")
         raise DeployFailedError(
-            f"{result.state}: {result.message}",
-            where=directory / f"{env}.toml",
-            hint="the previous image keeps serving; see `docker service ps "
-            f"{swarm.APP}-{env} --no-trunc` for the failed tasks",
+            f"{step.environment}: promotion stopped: "
+            + (
+                "; ".join(
+                    filter(None, [(step.gate or {}).get("reason"), ", ".join((step.gate or {}).get("failed", []))])
+                )
+            ),
+            where=directory / f"{step.environment}.toml",
+            hint=f"{step.environment} runs {kept or 'nothing it ran before'}; reports in "
+            f"{settings.paths.reports_dir}/loadtest/{step.environment}/ and `docker service ps {swarm.APP}-{step.environment} --no-trunc`",
+        )
+    waiting = [step for step in steps if step.state == "awaiting_approval"]
+    if waiting:
+        console.print(
+            f"approve with: docs-assistant deploy {waiting[0].environment} --image {image} --promote --approve",
+            highlight=False,
+            soft_wrap=True,
         )
 
 
@@ -763,7 +851,7 @@ def rollback(
     settings = _settings()
     environment = _docker_environment(env, directory)
     result = swarm.rollback(environment, directory=directory)
-    _deploy_outcome(result, _deploy_report(result, settings, None), "rolled_back")
+    _deploy_outcome(result, _deploy_report(result, settings), "rolled_back")
     if result.state != "rolled_back":
         raise DeployFailedError(f"rollback {result.state}: {result.message}", where=directory / f"{env}.toml")
 

@@ -49,6 +49,9 @@ class H(BaseHTTPRequestHandler):
             code, body = 200, json.dumps({"version": VERSION, "secrets": secrets, "env": env}).encode()
         self.send_response(code); self.send_header("Content-Length", str(len(body))); self.end_headers()
         self.wfile.write(body)
+    def do_POST(self):  # the load test's POST /v1/answer: the same answer, after reading the body
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.do_GET()
     def log_message(self, *a): pass
 ThreadingHTTPServer.daemon_threads = True
 ThreadingHTTPServer(("0.0.0.0", 8000), H).serve_forever()
@@ -87,11 +90,15 @@ warmup_s = 1
 """
 
 
-def env_text(port: int, secret: str | None, *, stage: str = "dev", replicas: int = 2) -> str:
+def env_text(
+    port: int, secret: str | None, *, stage: str = "dev", replicas: int = 2, gate: str = GATE, promotes_to: str = ""
+) -> str:
     secrets = f'DOCS_ASSISTANT_SERVE__API_KEYS = "{secret}"' if secret else ""
+    promotion = f'promotes_to = "{promotes_to}"' if promotes_to else ""
     return f"""target = "docker"
 replicas = {replicas}
 port = {port}
+{promotion}
 
 [resources]
 cpus = 0.5
@@ -102,7 +109,7 @@ DOCS_ASSISTANT_SERVE__ENVIRONMENT = "{stage}"
 
 [secrets]
 {secrets}
-{GATE}"""
+{gate}"""
 
 
 @dataclass
@@ -249,9 +256,14 @@ def test_crashing_image_is_rolled_back_and_the_cli_exits_1(stack: Stack, tmp_pat
     assert run.exit_code == 1, run.output
     summary = json.loads((tmp_path / "reports" / "deploy" / stack.name / "summary.json").read_text())
     stack.results["crash"] = (summary, poller)
-    assert summary["state"] == "rolled_back"
-    assert json.loads(manifest.read_text())["deploys"][stack.name]["state"] == "rolled_back"
-    assert "crash: task: non-zero exit (3)" in summary["message"]
+    assert summary["state"] == "failed"
+    assert summary["deploy"]["state"] == "rolled_back"
+    recorded = json.loads(manifest.read_text())
+    assert recorded["deploys"][stack.name]["state"] == "rolled_back"
+    assert recorded["gates"][stack.name]["passed"] is False
+    assert recorded["gates"][stack.name]["failed"] == ["startup_s"]  # the startup gate failed: no load test ran
+    assert "crash: task: non-zero exit (3)" in summary["deploy"]["message"]
+    assert "promotion stopped" in run.output
     assert poller.failed == 0, poller.errors
     assert set(poller.versions) == {"v2"}
     assert swarm.drift(stack.env, stack.client, image=stack.images["v2"]) == []
@@ -281,6 +293,48 @@ def test_rollback_by_hand_returns_to_the_image_before(stack: Stack) -> None:
     assert result.previous_image == stack.images["v2"]
     assert poller.failed == 0, poller.errors
     assert answer(stack.url)["version"] == "v1"
+
+
+# p50 below what any service achieves; startup includes swarm's 10 s monitor between the two replicas
+TIGHT_GATE = GATE.replace("p50_ms = 2000", "p50_ms = 0.01").replace("max_startup_s = 6", "max_startup_s = 40")
+
+
+def test_gated_deploy_passes_then_a_too_tight_gate_rolls_back_and_stops_promotion(
+    stack: Stack, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("DOCS_ASSISTANT_PATHS__REPORTS_DIR", str(tmp_path / "reports"))
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text('{"version": "1.0.0", "git_sha": "0123abc"}', encoding="utf-8")
+    path, following = stack.directory / f"{stack.name}.toml", f"{stack.name}-next"
+    (stack.directory / f"{following}.toml").write_text(env_text(free_port(), None, replicas=1), encoding="utf-8")
+    base = ["deploy", stack.name, "--dir", str(stack.directory), "--manifest", str(manifest)]
+
+    # the live image again (v1, after the rollback by hand): nothing starts, the load test runs and passes
+    passed = CliRunner().invoke(app, [*base, "--image", stack.images["v1"]])
+    assert passed.exit_code == 0, passed.output
+    gate = json.loads(manifest.read_text())["gates"][stack.name]
+    assert gate["passed"] is True, gate
+    assert gate["measured"]["requests"] > 0
+    assert gate["measured"]["p50_ms"] > gate["gate"]["p50_ms"] / 1000  # measured, not a placeholder
+
+    path.write_text(env_text(stack.port, stack.secret, gate=TIGHT_GATE, promotes_to=following), encoding="utf-8")
+    poller = Poller(stack.url)
+    time.sleep(1)
+    failed = CliRunner().invoke(app, [*base, "--image", stack.images["v2"], "--promote"])
+    poller.stop()
+    stack.results["tight-gate"] = (failed.output[-600:], poller)
+    assert failed.exit_code == 1, failed.output
+    recorded = json.loads(manifest.read_text())
+    assert recorded["gates"][stack.name]["passed"] is False
+    assert recorded["gates"][stack.name]["failed"] == ["p50_ms"]
+    assert recorded["gates"][stack.name]["image"] == stack.images["v2"]
+    assert recorded["deploys"][stack.name]["rollback"]["image"] == stack.images["v1"]
+    assert following not in recorded["gates"]  # promotion stopped
+    assert stack.client.services.list(filters={"name": f"docs-assistant-{following}"}) == []
+    assert answer(stack.url)["version"] == "v1"  # back on the previous image
+    assert poller.failed == 0, poller.errors  # which served throughout
+    assert {"v1", "v2"} <= set(poller.versions)
+    path.write_text(env_text(stack.port, stack.secret), encoding="utf-8")
 
 
 def test_drift_lists_live_changes_and_file_changes(stack: Stack) -> None:

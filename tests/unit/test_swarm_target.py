@@ -40,4 +40,4 @@ def test_services_are_named_after_the_environment() -> None:
     ],
 )
 def test_images_compare_by_digest(live: str, expected: str, same: bool) -> None:
-    assert swarm._same_image(live, expected) is same
+    assert swarm.same_image(live, expected) is same

@@ -132,16 +132,23 @@ def _network(client: Any, name: str, env: Environment) -> Any:
 
 
 def _secret_refs(client: Any, env: Environment, directory: Path) -> list[Any]:
+    """References to the environment's Docker secrets; a missing one is created from the same-named
+    environment variable when it is set (how CI hands over a GitHub environment secret), else an error."""
+    import os
+
     from docker.types import SecretReference
 
     refs = []
     for var, secret in sorted(env.secrets.items()):
         found = [s for s in client.secrets.list(filters={"name": secret}) if s.name == secret]
+        if not found and os.environ.get(var):
+            found = [client.secrets.create(name=secret, data=os.environ[var], labels={LABEL_ENVIRONMENT: env.name})]
         if not found:
             raise DeployError(
-                f"secrets.{var}: no Docker secret named {secret!r} on the engine",
+                f"secrets.{var}: no Docker secret named {secret!r} on the engine, and ${var} is not set",
                 where=env_file(env, directory),
-                hint=f"create it: `printf %s VALUE | docker secret create {secret} -`, or fix the name",
+                hint=f"set ${var} to its value (the deploy creates the secret), or create it: "
+                f"`printf %s VALUE | docker secret create {secret} -`",
             )
         refs.append(SecretReference(found[0].id, secret, filename=var))
     return refs
@@ -497,7 +504,7 @@ def drift(env: Environment, client: Any | None = None, *, image: str | None = No
     container = spec["TaskTemplate"]["ContainerSpec"]
     diffs = []
     live_image = container["Image"]
-    if image is not None and not _same_image(live_image, image):
+    if image is not None and not same_image(live_image, image):
         diffs.append(f"image: {live_image} runs, {image} expected")
     replicas = spec.get("Mode", {}).get("Replicated", {}).get("Replicas")
     if replicas != env.replicas:
@@ -538,7 +545,7 @@ def drift(env: Environment, client: Any | None = None, *, image: str | None = No
     return diffs
 
 
-def _same_image(live: str, expected: str) -> bool:
+def same_image(live: str, expected: str) -> bool:
     """Equal references, or the same digest (`repo@sha256:x` against `sha256:x` or another tag of it)."""
     if live == expected:
         return True

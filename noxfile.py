@@ -6,7 +6,10 @@ Sessions install from `uv.lock` (`uv sync --frozen`), so what runs here is exact
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
+from pathlib import Path
 
 import nox
 
@@ -91,9 +94,9 @@ def release(session: nox.Session) -> None:
     stage(session, "release", *(own_posargs(session) if named(session) else ["--dry-run"]))
 
 
-@nox.session(requires=["release", "build_image"])
+@nox.session(requires=["release", "build_image", "deploy"])
 def pipeline(session: nox.Session) -> None:
-    """Run every stage in order (the image needs a Docker Engine), then answer sample questions."""
+    """Run every stage in order (the image and its deploys need a Docker Engine), then answer sample questions."""
     install_locked(session)
     stage(session, "retrieval-eval")
     stage(session, "ask", "--sample", os.environ.get("SAMPLE_QUESTIONS", "3"))
@@ -104,6 +107,38 @@ def build_image(session: nox.Session) -> None:
     """Build the service image (model, adapter, index inside) with the Docker SDK; push it when a registry is set."""
     install_locked(session, "release")
     stage(session, "image", "build", *own_posargs(session))
+
+
+def local_api_key() -> dict[str, str]:
+    """On a laptop, one bearer key for the environments that require keys, kept in var/ (not committed).
+
+    The deploy creates each missing Docker secret from the same-named variable and the gate sends the key;
+    CI sets both from GitHub environment secrets instead, and then this key is not made.
+    """
+    if os.environ.get("LOADTEST_API_KEY"):
+        return {}
+    path = Path("var/deploy-api-key")
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(24), encoding="utf-8")
+    key = path.read_text(encoding="utf-8").strip()
+    return {"LOADTEST_API_KEY": key, "DOCS_ASSISTANT_SERVE__API_KEYS": json.dumps([key])}
+
+
+@nox.session(default=False)
+def deploy(session: nox.Session) -> None:
+    """Deploy the manifest's image to dev, promote it on each passed load-test gate (`-- prod --promote --approve`)."""
+    install_locked(session, "loadtest")
+    args = own_posargs(session) or ["dev", "--promote"]
+    session.run("docs-assistant", "deploy", *args, env=OFFLINE | local_api_key())
+
+
+@nox.session(default=False)
+def drift(session: nox.Session) -> None:
+    """Compare a live environment with its file (`-- prod [--image REF]`); exit 1 listing the differences."""
+    install_locked(session)
+    stage(session, "drift", *(session.posargs or ["dev"]))
 
 
 @nox.session(default=False)

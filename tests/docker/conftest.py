@@ -7,6 +7,8 @@ engine is a failure: a CI run must never pass by skipping the image tests.
 from __future__ import annotations
 
 import os
+import re
+import secrets
 import socket
 import time
 import urllib.error
@@ -90,6 +92,35 @@ def free_port() -> int:
 class Running:
     container: Any
     url: str
+
+
+#: the committed environments, which the e2e and act tests deploy on the local swarm
+ENVIRONMENTS = ("dev", "staging", "prod")
+
+
+def shorten_environments(root: Path) -> str:
+    """Free ports, secret names of this run, and gates short enough for CI (the objectives are unchanged)."""
+    tag = secrets.token_hex(3)
+    for name in ENVIRONMENTS:
+        path = root / "deploy" / "environments" / f"{name}.toml"
+        text = re.sub(r"(?m)^port = \d+", f"port = {free_port()}", path.read_text(encoding="utf-8"))
+        text = re.sub(r"(?m)^duration_s = \d+", "duration_s = 10", text)
+        text = re.sub(r"(?m)^warmup_s = \d+", "warmup_s = 2", text)
+        path.write_text(text.replace("-api-keys", f"-api-keys-{tag}"), encoding="utf-8")
+    return tag
+
+
+def remove_environments(root: Path, tag: str) -> None:
+    """Remove the services, networks and secrets the copy's environments made on the engine."""
+    from docs_assistant.deploy import swarm
+    from docs_assistant.deploy.environments import load_environments
+
+    client = engine()
+    for env in load_environments(root / "deploy" / "environments").values():
+        swarm.remove(env, client=client)
+    for secret in client.secrets.list():
+        if secret.name.endswith(f"-api-keys-{tag}"):
+            secret.remove()
 
 
 def wait_ready(url: str, container: Any, timeout_s: float = 300) -> float:

@@ -1,5 +1,9 @@
 """The README's main command, for real: `nox -s pipeline` in a copy of the repository, run twice.
 
+The pipeline ends by deploying the image it built to dev and staging on the local swarm, each behind its
+load-test gate, and stops before prod, which needs approval; `nox -s deploy -- prod --promote --approve`
+then takes it to prod. The copy's environments get free ports, their own secret names and short gates.
+
 The second run changes nothing, so it must re-embed nothing and commit no new table version, and its
 fine-tune (same data, same seed) is registered but cannot beat the champion the first run promoted.
 The release stage previews (a pipeline never tags) and the image is built on the real Docker Engine.
@@ -15,7 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from ..docker.conftest import engine, image_env, skip_or_fail_without_docker  # noqa: TID252 - the machine's image settings
+from ..docker.conftest import (  # noqa: TID252 - the machine's image settings
+    ENVIRONMENTS,
+    engine,
+    image_env,
+    remove_environments,
+    shorten_environments,
+    skip_or_fail_without_docker,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 IGNORE = shutil.ignore_patterns(".git", ".venv", ".nox", "var", "reports", "__pycache__", "*_cache")
@@ -31,13 +42,13 @@ def git_snapshot(root: Path) -> None:
         subprocess.run(["git", *args], cwd=root, check=True, env=os.environ | identity)
 
 
-def nox(root: Path) -> subprocess.CompletedProcess[str]:
+def nox(root: Path, session: str = "pipeline", *posargs: str) -> subprocess.CompletedProcess[str]:
     uv, nox_exe = shutil.which("uv"), shutil.which("nox")
     assert uv, "uv must be on PATH (./noxw puts it there)"
     assert nox_exe, "nox must be installed in the test environment (dependency group 'test')"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCS_ASSISTANT_", "VIRTUAL_ENV", "UV_PROJECT"))}
     return subprocess.run(
-        [nox_exe, "-s", "pipeline", "--reuse-venv=yes", "--no-color"],
+        [nox_exe, "-s", session, "--reuse-venv=yes", "--no-color", *(["--", *posargs] if posargs else [])],
         cwd=root,
         # fewer LoRA steps than the default two epochs keep CI short; the stage and its gate are the same
         env=env | image_env() | {"SAMPLE_QUESTIONS": "2", "DOCS_ASSISTANT_FINETUNE__MAX_STEPS": "6"},
@@ -52,14 +63,21 @@ def report(root: Path, stage: str) -> dict:
     return json.loads((root / "reports" / stage / "summary.json").read_text(encoding="utf-8"))
 
 
-@pytest.mark.timeout(2400)  # two whole pipelines (validate, index, evals, finetune) from cold venvs
+@pytest.mark.timeout(3000)  # two whole pipelines (validate, index, evals, finetune, deploys) from cold venvs
 def test_pipeline_answers_then_a_noop_rerun_reembeds_nothing(tmp_path: Path) -> None:
     if engine() is None:
         skip_or_fail_without_docker()
     root = tmp_path / "repo"
     shutil.copytree(REPO, root, ignore=IGNORE)
+    tag = shorten_environments(root)
     git_snapshot(root)
+    try:
+        check_pipeline(root)
+    finally:
+        remove_environments(root, tag)
 
+
+def check_pipeline(root: Path) -> None:
     first = nox(root)
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
     output = first.stdout + first.stderr
@@ -80,6 +98,20 @@ def test_pipeline_answers_then_a_noop_rerun_reembeds_nothing(tmp_path: Path) -> 
     image = report(root, "build_image")["image"]
     assert manifest["image"]["id"] == image["id"]
     assert image["labels"]["io.docs-assistant.adapter.version"] == "1"  # the champion just promoted
+    assert manifest["gates"].keys() == {"dev", "staging"}  # prod waits for approval
+    assert "prod: waits for approval" in output
+
+    approved = nox(root, "deploy", "prod", "--promote", "--approve")
+    assert approved.returncode == 0, approved.stdout[-4000:] + approved.stderr[-4000:]
+    manifest = json.loads((root / "reports" / "release" / "manifest.json").read_text(encoding="utf-8"))
+    for name in ENVIRONMENTS:  # the whole chain on the default build: three passed gates, one digest
+        gate, deployed = manifest["gates"][name], manifest["deploys"][name]
+        assert gate["passed"] is True, (name, gate)
+        assert gate["image"] == image["id"]
+        assert gate["measured"]["requests"] > 0
+        assert deployed["state"] == "deployed"
+        assert deployed["image"] == image["id"]
+    assert manifest["deploys"]["staging"]["startup_s"] > 0  # two replicas rolled out and measured
 
     second = nox(root)
     assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-4000:]

@@ -1,7 +1,9 @@
 """`cd.yml` run by act on a copy of this tree, against the local Docker Engine and htpasswd registry.
 
 release.yml releases (bump commit, changelog, annotated tag) and pushes both; image.yml then builds the
-tag's image, pushes it with the registry secrets, and adds its digest to the release manifest.
+tag's image, pushes it with the registry secrets, and adds its digest to the release manifest; deploy.yml
+then deploys that digest to dev, staging and prod on the local swarm, each behind its load-test gate, and
+carries the manifest on with each environment's deploy and gate in it.
 
 The repository's URL (`https://github.com/docs-assistant/docs-assistant`) is rewritten, for every git
 command the jobs run, to the test's own repository (git's `url.<local>.insteadOf`, given through
@@ -13,10 +15,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from ..docker.conftest import PASSWORD, REGISTRY, USERNAME, engine, image_env, skip_or_fail_without_docker  # noqa: TID252 - the engine and registry the image tests use
+from ..docker.conftest import (  # noqa: TID252 - the engine and registry the image tests use
+    ENVIRONMENTS,
+    PASSWORD,
+    REGISTRY,
+    USERNAME,
+    engine,
+    image_env,
+    remove_environments,
+    shorten_environments,
+    skip_or_fail_without_docker,
+)
 from .conftest import git, run_act
 from .test_prompt_evals_act import eval_repo
 
@@ -25,14 +38,17 @@ pytestmark = [pytest.mark.workflows, pytest.mark.docker]
 CD = ".github/workflows/cd.yml"
 #: `github.server_url/github.repository` as act derives it from `origin`: release.yml pushes there, image.yml clones
 REMOTE = "https://github.com/docs-assistant/docs-assistant"
-TIMEOUT = 2400  # the release job and the image job each run the chain up to fine-tuning, then the build
+TIMEOUT = 2700  # the release job and the image job each run the chain up to fine-tuning, then three deploys
+API_KEY = "cd-test-key"
 
 
-def cd_repo(tmp_path: Path) -> Path:
+def cd_repo(tmp_path: Path) -> tuple[Path, str]:
     repo = eval_repo(tmp_path)
+    tag = shorten_environments(repo)  # free ports, this run's secret names, 10-second gates
+    git(repo, "add", "-A")
     git(repo, "commit", "--amend", "-qm", "feat: a first release")  # a conventional commit that bumps the minor
     git(repo, "config", "receive.denyCurrentBranch", "updateInstead")
-    return repo
+    return repo, tag
 
 
 def rewrite_remote(repo: Path) -> dict[str, str]:
@@ -51,11 +67,17 @@ def test_cd_releases_then_builds_and_pushes_the_tags_image(tmp_path: Path, monke
         skip_or_fail_without_docker()
     for name, value in image_env().items():  # self-hosted steps inherit this environment
         monkeypatch.setenv(name, value)
-    repo = cd_repo(tmp_path)
+    repo, tag = cd_repo(tmp_path)
     for name, value in rewrite_remote(repo).items():
         monkeypatch.setenv(name, value)
-    released_from = git(repo, "rev-parse", "HEAD").strip()
+    try:
+        check_cd(client, repo, tmp_path)
+    finally:
+        remove_environments(repo, tag)
 
+
+def check_cd(client: Any, repo: Path, tmp_path: Path) -> None:
+    released_from = git(repo, "rev-parse", "HEAD").strip()
     result = run_act(
         repo,
         CD,
@@ -66,6 +88,8 @@ def test_cd_releases_then_builds_and_pushes_the_tags_image(tmp_path: Path, monke
             "--var", f"IMAGE_REGISTRY={REGISTRY}",
             "--secret", f"REGISTRY_USERNAME={USERNAME}",
             "--secret", f"REGISTRY_PASSWORD={PASSWORD}",
+            "--secret", f'DOCS_ASSISTANT_SERVE__API_KEYS=["{API_KEY}"]',
+            "--secret", f"LOADTEST_API_KEY={API_KEY}",
         ],
     )  # fmt: skip
     log = result.stdout
@@ -109,3 +133,19 @@ def test_cd_releases_then_builds_and_pushes_the_tags_image(tmp_path: Path, monke
     labels = client.images.get(image["reference"]).labels
     assert labels["org.opencontainers.image.revision"] == head
     assert labels["org.opencontainers.image.version"] == "0.2.0"
+
+    # deploy.yml, three times: the same digest in every environment, each gate passed, all in the manifest
+    assert log.count("outputs: url=http://127.0.0.1:") >= len(ENVIRONMENTS)
+    for name in ENVIRONMENTS:
+        deployed = artifacts / f"deploy-{name}-reports"
+        step = json.loads((deployed / "deploy" / name / "summary.json").read_text(encoding="utf-8"))
+        assert step["state"] == "passed", step
+        assert step["image"] == image["reference"]
+        assert step["gate"]["measured"]["requests"] > 0
+    assert log.count("gate=passed") >= len(ENVIRONMENTS)
+    final = json.loads((artifacts / "deploy-prod-reports" / "release" / "manifest.json").read_text(encoding="utf-8"))
+    assert final["image"]["digest"] == image["digest"]
+    for name in ENVIRONMENTS:  # prod's artifact carries dev's and staging's gates on
+        assert final["gates"][name]["passed"] is True, final["gates"][name]
+        assert final["gates"][name]["image"] == image["reference"]
+        assert final["deploys"][name]["state"] == "deployed"

@@ -53,6 +53,10 @@ WRITE_GRANTS = {
     ("cd.yml", "image"): {"contents": "read", "packages": "write", "id-token": "write", "attestations": "write"},
     ("prompt-evals.yml", "comment"): {"pull-requests": "write"},
     ("ci.yml", "prompt-evals"): {"contents": "read", "pull-requests": "write"},  # the caller bounds the callee
+    ("deploy.yml", "deploy"): {"contents": "read", "packages": "read"},  # pull the image from GHCR
+    ("deploy.yml", "kubernetes"): {"contents": "read", "packages": "read"},
+    **{("cd.yml", f"deploy-{env}"): {"contents": "read", "packages": "read"} for env in ("dev", "staging", "prod")},
+    ("drift.yml", "drift"): {"contents": "read", "issues": "write"},  # open or update the drift issue
 }
 #: reusable workflows whose nox session (and report directory) is not named like the file (the issues fixed the names)
 SESSION = {
@@ -213,7 +217,8 @@ def test_reusable_workflow_runs_its_nox_session_and_publishes_the_summary(path: 
     assert len(runs_nox) == 1, f"{path.name}: one job runs nox -s {session}"
     summary = runs_nox[0][-1]
     assert summary.get("if", "").startswith("always()"), f"{path.name}: the last step publishes the summary"
-    assert f"reports/{session}/summary.md" in summary["run"]
+    assert f"reports/{session}/" in summary["run"]  # deploy's summaries are per environment: reports/deploy/<env>/
+    assert "summary.md" in summary["run"]
     assert "concurrency" not in load(path), "a called workflow shares the caller's concurrency group: deadlock"
 
 

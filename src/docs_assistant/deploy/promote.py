@@ -184,6 +184,5 @@ def record(step: Step, manifest: Path | None) -> None:
 
     deployed = dict(step.deploy or {}, rollback=step.rollback)
     gate = {key: (step.gate or {}).get(key) for key in ("passed", "failed", "measured", "gate", "reason", "url")}
-    update_manifest(
-        manifest, deploys={step.environment: deployed}, gates={step.environment: gate | {"image": step.image}}
-    )
+    gate["image"] = step.image
+    update_manifest(manifest, deploys={step.environment: deployed}, gates={step.environment: gate})

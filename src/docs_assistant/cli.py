@@ -653,8 +653,12 @@ def loadtest(
         "duration_s": duration_s,
         "warmup_s": warmup_s,
     }
-    if env is not None and not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", env):
-        raise ConfigError(f"not an environment name: {env!r}", where="--env", hint="lowercase letters, digits, - and _")
+    from docs_assistant.deploy.environments import NAME
+
+    if env is not None and not NAME.fullmatch(env):  # the rule environment files' names follow
+        raise ConfigError(
+            f"not an environment name: {env!r}", where="--env", hint="a lowercase letter, then letters, digits and -"
+        )
     if gate_file is None and env is not None:
         from docs_assistant.deploy.environments import ENVIRONMENTS_DIR, load_environment
 

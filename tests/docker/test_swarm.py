@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 from docs_assistant.cli import app
 from docs_assistant.deploy import swarm
 from docs_assistant.deploy.environments import load_environment
+from docs_assistant.deploy.promote import deploy_gated
 from docs_assistant.errors import DeployError
 
 from .conftest import BASE_IMAGE, free_port
@@ -269,15 +270,19 @@ def test_crashing_image_is_rolled_back_and_the_cli_exits_1(stack: Stack, tmp_pat
     assert swarm.drift(stack.env, stack.client, image=stack.images["v2"]) == []
 
 
-def test_never_ready_image_is_rolled_back(stack: Stack) -> None:
+def test_never_ready_image_fails_the_startup_gate_and_is_rolled_back(stack: Stack, tmp_path: Path) -> None:
     poller = Poller(stack.url)
-    result = swarm.deploy(
-        stack.env, stack.images["never-ready"], client=stack.client, directory=stack.directory, monitor_s=2
-    )
+    step = deploy_gated(
+        stack.env, stack.images["never-ready"], client=stack.client, directory=stack.directory,
+        reports_dir=tmp_path, monitor_s=2,
+    )  # fmt: skip
     poller.stop()
+    result = step.deploy
     stack.results["never-ready"] = (result, poller)
-    assert result.state == "rolled_back", result
-    assert "never healthy" in result.message or "unhealthy" in result.message
+    assert step.state == "failed"
+    assert step.gate["failed"] == ["startup_s"]
+    assert result["state"] == "rolled_back", result
+    assert "never healthy" in result["message"] or "unhealthy" in result["message"]
     assert poller.failed == 0, poller.errors
     assert set(poller.versions) == {"v2"}
 

@@ -86,6 +86,7 @@ def check_cd(client: Any, repo: Path, tmp_path: Path) -> None:
         timeout=TIMEOUT,
         extra_args=[
             "--var", f"IMAGE_REGISTRY={REGISTRY}",
+            "--var", "KUBERNETES_CHECK=false",  # kind needs GitHub's runners
             "--secret", f"REGISTRY_USERNAME={USERNAME}",
             "--secret", f"REGISTRY_PASSWORD={PASSWORD}",
             "--secret", f'DOCS_ASSISTANT_SERVE__API_KEYS=["{API_KEY}"]',

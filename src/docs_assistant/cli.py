@@ -822,6 +822,8 @@ def deploy(
     if failed:
         step = failed[0]
         kept = (step.rollback or {}).get("image") or (step.deploy or {}).get("previous_image")
+        if step.rollback and step.rollback.get("state") != "rolled_back":
+            kept = f"what the failed rollback left ({step.rollback.get('message')})"
         raise DeployFailedError(
             f"{step.environment}: promotion stopped: "
             + (
@@ -830,7 +832,7 @@ def deploy(
                 )
             ),
             where=directory / f"{step.environment}.toml",
-            hint=f"{step.environment} runs {kept or 'nothing it ran before'}; reports in "
+            hint=f"{step.environment} runs {kept or f'{step.image} (it had no image before to roll back to)'}; reports in "
             f"{settings.paths.reports_dir}/loadtest/{step.environment}/ and `docker service ps {swarm.APP}-{step.environment} --no-trunc`",
         )
     waiting = [step for step in steps if step.state == "awaiting_approval"]

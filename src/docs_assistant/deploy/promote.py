@@ -45,7 +45,10 @@ class Step:
         if self.state == "awaiting_approval":
             return f"{self.environment}: waits for approval (approval = true); not deployed"
         failed = ", ".join((self.gate or {}).get("failed", [])) or "deploy"
-        back = f"; rolled back to {self.rollback['image']}" if self.rollback else ""
+        back = ""
+        if self.rollback:
+            done = self.rollback.get("state", "rolled_back") == "rolled_back"
+            back = f"; {'rolled back' if done else 'rollback FAILED'} to {self.rollback['image']}"
         verdict = "gate passed" if self.state == "passed" else f"gate failed on {failed}{back}"
         return f"{self.environment}: {self.image}: {verdict}"
 

@@ -792,12 +792,21 @@ def deploy(
     environments = load_environments(directory)
     environment = _docker_environment(env, directory)
     if not gate:
+        from docs_assistant.errors import ConfigError
+
+        if promote or to:
+            raise ConfigError("--promote and --to need the gate", where="--no-gate", hint="promote only gated deploys")
+        if environment.approval and not approve:
+            raise ConfigError(
+                f"{env} requires approval (approval = true)", where=directory / f"{env}.toml", hint="add --approve"
+            )
         result = swarm.deploy(environment, image, proxy_image=proxy_image, directory=directory)
         _deploy_outcome(result, _deploy_report(result, settings), "deployed")
         if manifest is not None:
             from docs_assistant.release.manifest import update_manifest
 
-            update_manifest(manifest, deploys={env: result.as_dict()})
+            skipped = {"passed": None, "skipped": True, "image": image}  # no earlier verdict may stand for this image
+            update_manifest(manifest, deploys={env: result.as_dict()}, gates={env: skipped})
         if result.state != "deployed":
             raise DeployFailedError(f"{result.state}: {result.message}", where=directory / f"{env}.toml")
         return

@@ -123,7 +123,10 @@ def deploy_gated(
     # a redeploy of the running image starts nothing: no startup to measure
     startup_s = None if unchanged else result.startup_s
     gate_file = swarm.env_file(env, directory)
-    step.gate = run_gate(env, result.url, startup_s, gate_file=gate_file, reports_dir=reports_dir, api_key=api_key)
+    try:
+        step.gate = run_gate(env, result.url, startup_s, gate_file=gate_file, reports_dir=reports_dir, api_key=api_key)
+    except DeployError as err:  # a gate that could not run is no pass: the new image must not stay ungated
+        step.gate = startup_failure(env, result) | {"failed": ["loadtest"], "reason": str(err)}
     if step.gate["passed"]:
         step.state = "passed"
     elif result.previous_image:

@@ -115,7 +115,8 @@ def local_api_key() -> dict[str, str]:
     The deploy creates each missing Docker secret from the same-named variable and the gate sends the key;
     CI sets both from GitHub environment secrets instead, and then this key is not made.
     """
-    if os.environ.get("LOADTEST_API_KEY"):
+    given = os.environ.get("LOADTEST_API_KEY") or os.environ.get("DOCS_ASSISTANT_SERVE__API_KEYS")
+    if given or os.environ.get("DEPLOY_LOCAL_API_KEY") == "0":  # never replace keys CI (deploy.yml) hands over
         return {}
     path = Path("var/deploy-api-key")
     if not path.is_file():

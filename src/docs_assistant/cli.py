@@ -792,12 +792,21 @@ def deploy(
     environments = load_environments(directory)
     environment = _docker_environment(env, directory)
     if not gate:
+        from docs_assistant.errors import ConfigError
+
+        if promote or to:
+            raise ConfigError("--promote and --to need the gate", where="--no-gate", hint="promote only gated deploys")
+        if environment.approval and not approve:
+            raise ConfigError(
+                f"{env} requires approval (approval = true)", where=directory / f"{env}.toml", hint="add --approve"
+            )
         result = swarm.deploy(environment, image, proxy_image=proxy_image, directory=directory)
         _deploy_outcome(result, _deploy_report(result, settings), "deployed")
         if manifest is not None:
             from docs_assistant.release.manifest import update_manifest
 
-            update_manifest(manifest, deploys={env: result.as_dict()})
+            skipped = {"passed": None, "skipped": True, "image": image}  # no earlier verdict may stand for this image
+            update_manifest(manifest, deploys={env: result.as_dict()}, gates={env: skipped})
         if result.state != "deployed":
             raise DeployFailedError(f"{result.state}: {result.message}", where=directory / f"{env}.toml")
         return
@@ -822,6 +831,8 @@ def deploy(
     if failed:
         step = failed[0]
         kept = (step.rollback or {}).get("image") or (step.deploy or {}).get("previous_image")
+        if step.rollback and step.rollback.get("state") != "rolled_back":
+            kept = f"what the failed rollback left ({step.rollback.get('message')})"
         raise DeployFailedError(
             f"{step.environment}: promotion stopped: "
             + (
@@ -830,7 +841,7 @@ def deploy(
                 )
             ),
             where=directory / f"{step.environment}.toml",
-            hint=f"{step.environment} runs {kept or 'nothing it ran before'}; reports in "
+            hint=f"{step.environment} runs {kept or f'{step.image} (it had no image before to roll back to)'}; reports in "
             f"{settings.paths.reports_dir}/loadtest/{step.environment}/ and `docker service ps {swarm.APP}-{step.environment} --no-trunc`",
         )
     waiting = [step for step in steps if step.state == "awaiting_approval"]

@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from docs_assistant.cli import app
 from docs_assistant.deploy import promote as promotion
-from docs_assistant.deploy.environments import load_environments
+from docs_assistant.deploy import swarm
+from docs_assistant.deploy.environments import load_environment, load_environments
 from docs_assistant.deploy.swarm import DeployResult
 from docs_assistant.errors import DeployError
 
@@ -71,3 +72,30 @@ def test_deploy_names_an_unknown_environment(tmp_path: Path, monkeypatch) -> Non
     run = CliRunner().invoke(app, ["deploy", "uat", "--image", IMAGE, "--dir", str(ENVS)])
     assert run.exit_code == 2, run.output
     assert "uat" in run.output
+
+
+def test_the_gate_tests_the_engine_host_of_a_remote_docker_host(tmp_path: Path) -> None:
+    text = (ENVS / "staging.toml").read_text(encoding="utf-8")
+    remote = text.replace(
+        '# docker_host = "ssh://deploy@staging.example.com"', 'docker_host = "ssh://deploy@staging.example.com"'
+    )
+    assert remote != text
+    (tmp_path / "staging.toml").write_text(remote, encoding="utf-8")
+    assert swarm.url_of(load_environment("staging", tmp_path)) == "http://staging.example.com:8102"
+    assert swarm.url_of(load_environments(ENVS)["staging"]) == "http://127.0.0.1:8102"
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["prod", "--no-gate"], "prod requires approval"),
+        (["dev", "--no-gate", "--promote"], "--promote and --to need the gate"),
+    ],
+)
+def test_an_ungated_deploy_neither_promotes_nor_skips_approval(
+    tmp_path: Path, monkeypatch, args: list[str], says: str
+) -> None:
+    monkeypatch.setenv("DOCS_ASSISTANT_PATHS__REPORTS_DIR", str(tmp_path / "reports"))
+    run = CliRunner().invoke(app, ["deploy", *args, "--image", IMAGE, "--dir", str(ENVS)])
+    assert run.exit_code == 2, run.output
+    assert says in run.output

@@ -45,7 +45,10 @@ class Step:
         if self.state == "awaiting_approval":
             return f"{self.environment}: waits for approval (approval = true); not deployed"
         failed = ", ".join((self.gate or {}).get("failed", [])) or "deploy"
-        back = f"; rolled back to {self.rollback['image']}" if self.rollback else ""
+        back = ""
+        if self.rollback:
+            done = self.rollback.get("state", "rolled_back") == "rolled_back"
+            back = f"; {'rolled back' if done else 'rollback FAILED'} to {self.rollback['image']}"
         verdict = "gate passed" if self.state == "passed" else f"gate failed on {failed}{back}"
         return f"{self.environment}: {self.image}: {verdict}"
 
@@ -120,7 +123,10 @@ def deploy_gated(
     # a redeploy of the running image starts nothing: no startup to measure
     startup_s = None if unchanged else result.startup_s
     gate_file = swarm.env_file(env, directory)
-    step.gate = run_gate(env, result.url, startup_s, gate_file=gate_file, reports_dir=reports_dir, api_key=api_key)
+    try:
+        step.gate = run_gate(env, result.url, startup_s, gate_file=gate_file, reports_dir=reports_dir, api_key=api_key)
+    except DeployError as err:  # a gate that could not run is no pass: the new image must not stay ungated
+        step.gate = startup_failure(env, result) | {"failed": ["loadtest"], "reason": str(err)}
     if step.gate["passed"]:
         step.state = "passed"
     elif result.previous_image:

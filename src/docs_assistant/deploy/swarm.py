@@ -65,6 +65,14 @@ def names(env: Environment) -> tuple[str, str, str]:
     return app, app, f"{app}-proxy"
 
 
+def url_of(env: Environment) -> str:
+    """Where the proxy's host-mode port answers: the host of `docker_host` (ssh:// or tcp://), else loopback."""
+    from urllib.parse import urlsplit
+
+    host = urlsplit(env.docker_host).hostname if env.docker_host else None
+    return f"http://{host or '127.0.0.1'}:{env.port}"
+
+
 def env_file(env: Environment, directory: Path = ENVIRONMENTS_DIR) -> Path:
     return directory / f"{env.name}.toml"
 
@@ -323,7 +331,7 @@ def _result(
         previous_image=previous,
         state=state,
         startup_s=startup_s if state != "rolled_back" else None,
-        url=f"http://127.0.0.1:{env.port}",
+        url=url_of(env),
         message=message,
         duration_s=round(time.monotonic() - t0, 2),
     )
@@ -395,7 +403,9 @@ def deploy(
     ensure_swarm(client, env)
     current = _service(client, names(env)[1])
     previous = _image_of(current) if current is not None else None
-    if previous == image:  # a redeploy of the same image keeps the label pointing at the one before it
+    if previous is not None and same_image(
+        previous, image
+    ):  # a redeploy of the same image keeps the label pointing at the one before it
         previous = current.attrs["Spec"].get("Labels", {}).get(LABEL_PREVIOUS)
     return _roll_out(
         env, image, previous, client=client, proxy_image=proxy_image, directory=directory, monitor_s=monitor_s
@@ -435,6 +445,9 @@ def rollback(
     if result.state == "deployed":
         result.state = "rolled_back"
         result.message = f"rolled back from {current}"
+    elif result.state == "rolled_back":  # swarm undid the rollback: the image rolled back to never got healthy
+        result.state = "failed"
+        result.message = f"swarm reverted the rollback, {current} still runs: {result.message}"
     return result
 
 
@@ -474,7 +487,7 @@ def status(env: Environment, client: Any | None = None) -> dict[str, Any]:
     """The live state of the environment's services, as JSON-ready data."""
     client = client or client_for(env)
     _, app, proxy = names(env)
-    out: dict[str, Any] = {"environment": env.name, "url": f"http://127.0.0.1:{env.port}"}
+    out: dict[str, Any] = {"environment": env.name, "url": url_of(env)}
     for role, name in (("app", app), ("proxy", proxy)):
         service = _service(client, name)
         if service is None:

@@ -697,12 +697,6 @@ def loadtest(
         raise typer.Exit(1)
 
 
-def _docker_environment(name: str, directory: Path) -> Any:
-    from docs_assistant.deploy.environments import load_environment
-
-    return load_environment(name, directory)
-
-
 def _deploy_report(result: Any, settings: Settings) -> Path:
     from docs_assistant.reports import markdown_table, write_report
 
@@ -782,7 +776,7 @@ def deploy(
 ) -> None:
     """Roll an image out to a Docker swarm environment and gate it; a failed gate rolls back and exits 1."""
     from docs_assistant.deploy import swarm
-    from docs_assistant.deploy.environments import load_environments
+    from docs_assistant.deploy.environments import load_environment, load_environments
     from docs_assistant.deploy.promote import promote as run_promotion
     from docs_assistant.errors import DeployFailedError
 
@@ -790,7 +784,7 @@ def deploy(
     if image is None:
         image, manifest = _manifest_image(settings, manifest)
     environments = load_environments(directory)
-    environment = _docker_environment(env, directory)
+    environment = environments.get(env) or load_environment(env, directory)  # the latter names a missing file
     if not gate:
         from docs_assistant.errors import ConfigError
 
@@ -861,10 +855,11 @@ def rollback(
 ) -> None:
     """Roll a Docker swarm environment back to the image it ran before its last deploy."""
     from docs_assistant.deploy import swarm
+    from docs_assistant.deploy.environments import load_environment
     from docs_assistant.errors import DeployFailedError
 
     settings = _settings()
-    environment = _docker_environment(env, directory)
+    environment = load_environment(env, directory)
     result = swarm.rollback(environment, directory=directory)
     _deploy_outcome(result, _deploy_report(result, settings), "rolled_back")
     if result.state != "rolled_back":
@@ -880,8 +875,9 @@ def drift(
 ) -> None:
     """Compare a live Docker swarm environment with its file (and --image); exit 1 listing the differences."""
     from docs_assistant.deploy import swarm
+    from docs_assistant.deploy.environments import load_environment
 
-    environment = _docker_environment(env, directory)
+    environment = load_environment(env, directory)
     swarm.check_target(environment, directory)
     differences = swarm.drift(environment, image=image)
     for line in differences:

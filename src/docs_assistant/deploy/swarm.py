@@ -402,14 +402,17 @@ def deploy(
     client = client or client_for(env)
     ensure_swarm(client, env)
     current = _service(client, names(env)[1])
-    previous = _image_of(current) if current is not None else None
-    if previous is not None and same_image(
-        previous, image
-    ):  # a redeploy of the same image keeps the label pointing at the one before it
+    running = current is not None and same_image(_image_of(current), image)
+    if running:  # a redeploy of the same image keeps the label pointing at the one before it
         previous = current.attrs["Spec"].get("Labels", {}).get(LABEL_PREVIOUS)
-    return _roll_out(
+    else:
+        previous = _image_of(current) if current is not None else None
+    result = _roll_out(
         env, image, previous, client=client, proxy_image=proxy_image, directory=directory, monitor_s=monitor_s
     )
+    if running:
+        result.startup_s = None  # nothing started: there is no start-up time to measure
+    return result
 
 
 def rollback(

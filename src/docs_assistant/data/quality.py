@@ -368,15 +368,25 @@ _SCREEN = "|".join(
 
 def screen(texts: Sequence[str]) -> list[int]:
     """Positions of the pages the encoding and PII checks must look at: see `_SCREEN`."""
-    import pyarrow as pa
     import pyarrow.compute as pc
 
     ascii_pos = [i for i, t in enumerate(texts) if t.isascii()]
     found = set(range(len(texts))).difference(ascii_pos)
     if ascii_pos:
-        hits = pc.match_substring_regex(pa.array([texts[i] for i in ascii_pos], pa.large_string()), _SCREEN)
+        hits = pc.match_substring_regex(_ascii_array([texts[i] for i in ascii_pos]), _SCREEN)
         found.update(ascii_pos[i] for i in np.flatnonzero(hits.to_numpy(zero_copy_only=False)))
     return sorted(found)
+
+
+def _ascii_array(texts: Sequence[str]) -> Any:
+    """Pure-ASCII pages as one arrow string array over a single joined buffer: one copy of the text,
+    where `pa.array(texts)` converts page by page (most of the screen's time on 100,000 pages)."""
+    import pyarrow as pa
+
+    data = "".join(texts).encode("ascii")
+    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)), out=offsets[1:])
+    return pa.LargeStringArray.from_buffers(len(texts), pa.py_buffer(offsets), pa.py_buffer(data))
 
 
 def encoding_problems(texts: Sequence[str], candidates: Iterable[int] | None = None) -> Flags:

@@ -91,8 +91,8 @@ def _crc_table() -> np.ndarray:
 
 
 _CRC32 = _crc_table()  # zlib's CRC-32 (reflected 0xEDB88320), one byte at a time
-_SPLIT = np.zeros(256, dtype=bool)
-_SPLIT[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True  # what `str.split()` splits on among ASCII characters
+#: what `str.split()` splits on among ASCII characters: two runs of byte values, (first, how many)
+_SPLIT_RUNS = ((9, 5), (28, 5))
 
 
 def _in_threads(fn: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
@@ -117,7 +117,7 @@ def _page_chunks(sizes: Sequence[int] | np.ndarray, budget: int | None = None) -
 
 def _ascii_word_ids(texts: Sequence[str]) -> Words:
     """`Words` of pure-ASCII pages in numpy passes over their bytes: the same words `str.lower().split()`
-    gives (ASCII lower-casing is per byte, the separator set is `_SPLIT`) and their zlib crc32, computed
+    gives (ASCII lower-casing is per byte, the separators are `_SPLIT_RUNS`) and their zlib crc32, computed
     for all words at once one byte position at a time (longest words first, so each step is a slice)."""
     parts = _in_threads(_ascii_chunk_word_ids, [texts[c] for c in _page_chunks([len(t) + 1 for t in texts])])
     return Words(
@@ -129,11 +129,13 @@ def _ascii_word_ids(texts: Sequence[str]) -> Words:
 def _ascii_chunk_word_ids(texts: Sequence[str]) -> Words:
     joined = "\n".join(texts).lower().encode("ascii")
     buf = np.frombuffer(joined, dtype=np.uint8)
-    inside = np.empty(len(buf) + 2, dtype=np.int8)
-    inside[0] = inside[-1] = 0
-    inside[1:-1] = ~_SPLIT[buf]
-    edges = np.diff(inside)
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    inside = np.zeros(len(buf) + 2, dtype=np.bool_)  # in a word; False before the first byte and after the last
+    word = inside[1:-1]
+    word[:] = True
+    for first, count in _SPLIT_RUNS:  # byte comparisons (wrapping uint8): 3x faster than a lookup table
+        word &= (buf - np.uint8(first)) >= count
+    changes = np.flatnonzero(inside[1:] != inside[:-1])  # a word starts, then ends, then the next starts...
+    starts, ends = changes[0::2], changes[1::2]
     lengths = ends - starts
     longest = int(lengths.max()) if len(lengths) else 0
     key = longest - lengths if longest >= 1 << 16 else (longest - lengths).astype(np.uint16)  # radix sort

@@ -68,8 +68,11 @@ class Words:
         return (np.cumsum(self.counts) - self.counts).astype(np.int64)
 
     def take(self, pages: Sequence[int] | np.ndarray) -> Words:
-        """The words of these pages, in this order."""
+        """The words of these pages, in this order (itself when that is every page in order, as it is for
+        a corpus with nothing quarantined)."""
         pages = np.asarray(pages, dtype=np.int64)
+        if len(pages) == len(self.counts) and np.array_equal(pages, np.arange(len(pages))):
+            return self
         counts = self.counts[pages]
         moved = np.repeat(self.starts[pages] - Words(counts, self.ids).starts, counts)
         return Words(counts, self.ids[moved + np.arange(len(moved), dtype=np.int64)])
@@ -188,13 +191,8 @@ def exact_duplicates(ids: Sequence[str], texts: Sequence[str], words: Words | No
         lo, hi = int(starts[pages[0]]), int(starts[pages[-1]] + counts[pages[-1]])
         position = np.arange(lo, hi, dtype=np.int64) - np.repeat(starts[pages], counts[pages])
         sums[pages] = np.add.reduceat(words.ids[lo:hi] * powers[position], starts[pages] - lo)
-    groups: dict[tuple[int, int], list[int]] = {}
-    for pos, key in enumerate(zip(counts.tolist(), sums.tolist(), strict=True)):
-        groups.setdefault(key, []).append(pos)
     flags: Flags = {}
-    for members in groups.values():
-        if len(members) < 2:
-            continue
+    for members in _same_keys(counts, sums):
         first: dict[str, str] = {}
         for pos in members:
             key = " ".join(texts[pos].lower().split())
@@ -203,6 +201,17 @@ def exact_duplicates(ids: Sequence[str], texts: Sequence[str], words: Words | No
             else:
                 first[key] = ids[pos]
     return dict(sorted(flags.items()))
+
+
+def _same_keys(counts: np.ndarray, sums: np.ndarray) -> list[list[int]]:
+    """The positions sharing a (count, sum) key with another, per key, each group in ascending order."""
+    order = np.lexsort((sums, counts))  # stable: equal keys keep their positions in ascending order
+    key_counts, key_sums = counts[order], sums[order]
+    new_key = np.ones(len(order), dtype=bool)
+    new_key[1:] = (key_counts[1:] != key_counts[:-1]) | (key_sums[1:] != key_sums[:-1])
+    bounds = np.append(np.flatnonzero(new_key), len(order))
+    shared = np.flatnonzero(np.diff(bounds) > 1)
+    return [order[bounds[k] : bounds[k + 1]].tolist() for k in shared.tolist()]
 
 
 def hashed_embeddings(texts: Sequence[str], dim: int = HASH_DIM, *, words: Words | None = None) -> np.ndarray:
@@ -216,8 +225,10 @@ def hashed_embeddings(texts: Sequence[str], dim: int = HASH_DIM, *, words: Words
     words = words if words is not None else word_ids(texts)
     out = np.empty((len(texts), dim), dtype=np.float32)
 
+    starts = np.append(words.starts, len(words.ids))
+
     def fill(chunk: slice) -> None:
-        part = words.take(np.arange(chunk.start, chunk.stop))
+        part = Words(words.counts[chunk], words.ids[starts[chunk.start] : starts[chunk.stop]])
         out[chunk] = _hashed_chunk(part.counts, part.ids, dim)
 
     _in_threads(fill, _page_chunks(words.counts * 8 + dim * 8))

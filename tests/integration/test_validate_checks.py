@@ -105,6 +105,20 @@ def test_hashed_embeddings_and_near_duplicates_do_not_depend_on_chunks(texts, mo
         quality._row_dots(whole, first, later, rows=7), np.einsum("ij,ij->i", whole[first], whole[later])
     )
     assert quality.near_duplicates(ids, whole, 0.9) == flags
+    monkeypatch.setattr(quality, "PROJECTION_ROWS", 7)
+    assert quality.near_duplicates(ids, whole, 0.9) == flags
+
+
+@pytest.mark.parametrize("threshold", [0.9, 0.5, 0.2])
+def test_the_bound_drops_no_pair_that_could_be_flagged(texts, threshold, monkeypatch) -> None:
+    """Same flags, same matches and cosines, as comparing every candidate pair in full."""
+    texts = texts + [t + " and one more" for t in texts[:300:3]] + [t.replace("word", "relay") for t in texts[:90]]
+    vectors = quality.hashed_embeddings(texts)
+    ids = [f"p{i}" for i in range(len(texts))]
+    pruned = quality.near_duplicates(ids, vectors, threshold)
+    monkeypatch.setattr(quality, "HEAD_DIMS", quality.HASH_DIM)  # vectors too short to bound: every pair in full
+    assert quality.near_duplicates(ids, vectors, threshold) == pruned
+    assert pruned
 
 
 def test_markdown_files_are_what_sorted_rglob_gives(tmp_path: Path) -> None:

@@ -18,10 +18,16 @@ LOG_NAME = "ingest_log.jsonl"
 def ingest(settings: Settings, corpus: Corpus | None = None) -> dict[str, Any]:
     """Validate everything first (raises before any write), then sync each table."""
     corpus = corpus or load_corpus(settings.paths.data_dir)
+    return ingest_rows(settings, [d.row() for d in corpus.documents], [q.row() for q in corpus.qa])
+
+
+def ingest_rows(settings: Settings, documents: list[dict[str, Any]], qa: list[dict[str, Any]]) -> dict[str, Any]:
+    """Sync already validated table rows (`Document.row()`, `QAPair.row()`): the validate stage builds its
+    document rows straight from the values it checked, without a `Document` per page."""
     store = FeatureStore(settings.paths.store_uri)
     changes: list[TableChange] = [
-        store.sync(DOCUMENTS, [d.row() for d in corpus.documents]),
-        store.sync(QA, [q.row() for q in corpus.qa]),
+        store.sync(DOCUMENTS, documents),
+        store.sync(QA, qa),
         store.ensure_table(FEEDBACK, SCHEMAS[FEEDBACK]),
     ]
     summary = {
@@ -30,7 +36,7 @@ def ingest(settings: Settings, corpus: Corpus | None = None) -> dict[str, Any]:
         "changed": any(c.changed for c in changes),
         "tables": {c.table: c.as_dict() for c in changes},
         "table_versions": {c.table: c.version for c in changes},
-        "counts": {"documents": len(corpus.documents), "qa": len(corpus.qa)},
+        "counts": {"documents": len(documents), "qa": len(qa)},
     }
     if summary["changed"]:
         _append_log(settings, summary)

@@ -55,8 +55,7 @@ def lint(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Unit and integration tests on the real LanceDB, embedder and tiny model."""
     install_locked(session, "test")
-    # one worker per core; tests on the Docker Engine share one worker (tests/conftest.py); `-- -n 0` runs serially
-    session.run("pytest", "--numprocesses=auto", "--dist=loadgroup", *session.posargs, env=OFFLINE)
+    session.run("pytest", *session.posargs, env=OFFLINE)
 
 
 @nox.session

@@ -21,17 +21,6 @@ REPO = Path(__file__).resolve().parents[1]
 SMALL_CORPUS = 8  # documents in the per-test project: enough for retrieval, quick to embed
 
 
-#: tests that share the one Docker Engine (swarm service names, image tags, the registry) run on one xdist worker
-ENGINE_GROUP = "docker-engine"
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook turns xdist_group marks into node ids
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.get_closest_marker("docker"):
-            item.add_marker(pytest.mark.xdist_group(ENGINE_GROUP))
-
-
 @pytest.fixture(autouse=True, scope="session")
 def _offline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Everything must work with no model hub; and a developer's own config file must not leak in."""

@@ -60,14 +60,19 @@ class Document:
         return sha256_text(self.id, self.title, self.source, self.text)
 
     def row(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "title": self.title,
-            "source": self.source,
-            "path": self.path,
-            "text": self.text,
-            "content_hash": self.content_hash,
-        }
+        return document_row(self.id, self.title, self.source, self.text, self.path)
+
+
+def document_row(doc_id: str, title: str, source: str, text: str, path: str) -> dict[str, Any]:
+    """A `documents` table row; the validate stage builds it from checked values without a `Document`."""
+    return {
+        "id": doc_id,
+        "title": title,
+        "source": source,
+        "path": path,
+        "text": text,
+        "content_hash": sha256_text(doc_id, title, source, text),
+    }
 
 
 @dataclass(frozen=True)

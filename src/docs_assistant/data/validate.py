@@ -427,18 +427,12 @@ def write_quarantine(settings: Settings, result: ValidationResult) -> int | None
 
 
 def document_row(record: Record) -> dict[str, Any]:
-    """`Document(id, title, source, text, file).row()` of a valid page, without the `Document`: the same
-    columns and content hash (`tests/unit/test_validate_rows.py` compares them)."""
+    """`Document(id, title, source, text, file).row()` of a valid page, without a `Document` per page."""
+    from docs_assistant.data.corpus import document_row as row
+
     v = record.values
     assert v is not None
-    return {
-        "id": v["id"],
-        "title": v["title"],
-        "source": v["source"],
-        "path": record.file,
-        "text": v["text"],
-        "content_hash": sha256_text(v["id"], v["title"], v["source"], v["text"]),
-    }
+    return row(v["id"], v["title"], v["source"], v["text"], record.file)
 
 
 def ingest_valid(settings: Settings, result: ValidationResult) -> dict[str, int]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import sys
 from pathlib import Path
 
 import nox
@@ -22,6 +23,12 @@ nox.options.error_on_external_run = True
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
 
 
+#: the one environment every stage session shares (they need the same packages): synced once, not per session
+STAGES_ENV = Path(".nox/stages")
+#: what the stage sessions install on top of the project: the image tools and the load-test gate's locust
+STAGE_GROUPS = ("release", "loadtest")
+
+
 def install_locked(session: nox.Session, *groups: str, only: bool = False) -> None:
     """Sync the session's venv from uv.lock: the project plus `groups`, or with `only` just the groups."""
     flag = "--only-group" if only else "--group"
@@ -29,8 +36,14 @@ def install_locked(session: nox.Session, *groups: str, only: bool = False) -> No
     session.run_install(*args, env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location}, silent=True)
 
 
-def stage(session: nox.Session, *args: str) -> None:
-    session.run("docs-assistant", *args, env=OFFLINE)
+def stage(session: nox.Session, *args: str, env: dict[str, str] | None = None) -> None:
+    """Run `docs-assistant ARGS` in the shared stage environment, synced from uv.lock first (a no-op when current)."""
+    location = STAGES_ENV.resolve()
+    groups = (f"--group={g}" for g in STAGE_GROUPS)
+    sync = ["uv", "sync", "--frozen", "--no-default-groups", *groups, "--python", sys.executable]
+    session.run(*sync, env={"UV_PROJECT_ENVIRONMENT": str(location)}, silent=True)
+    scripts = location / ("Scripts" if sys.platform == "win32" else "bin")
+    session.run(str(scripts / "docs-assistant"), *args, env=OFFLINE | (env or {}))
 
 
 def named(session: nox.Session) -> bool:
@@ -58,55 +71,51 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", *session.posargs, env=OFFLINE)
 
 
-@nox.session
+# Stage sessions are `venv_backend="none"`: they run in STAGES_ENV, which `stage` syncs, not in one venv each.
+@nox.session(venv_backend="none")
 def validate_data(session: nox.Session) -> None:
     """Clean and validate data/, quarantine bad rows, ingest the valid ones only if the gate passes."""
-    install_locked(session)
     stage(session, "validate", *own_posargs(session))
 
 
-@nox.session(requires=["validate_data"])
+@nox.session(venv_backend="none", requires=["validate_data"])
 def index(session: nox.Session) -> None:
     """Embed changed documents of the validated feature store into the vector index."""
-    install_locked(session)
     stage(session, "index")
 
 
-@nox.session(requires=["index"])
+@nox.session(venv_backend="none", requires=["index"])
 def eval_prompts(session: nox.Session) -> None:
     """Prompt evals: every suite and prompt variant, gated on thresholds and the baseline (`-- --suites safety`)."""
-    install_locked(session)
     stage(session, "eval", *own_posargs(session))
 
 
-@nox.session(requires=["eval_prompts"], default=False)
+@nox.session(venv_backend="none", requires=["eval_prompts"], default=False)
 def finetune(session: nox.Session) -> None:
     """LoRA fine-tune, evaluate against base and champion, register in MLflow (`-- --overrides '{"max_steps": 5}'`)."""
-    install_locked(session)
     stage(session, "finetune", *own_posargs(session))
 
 
-@nox.session(requires=["finetune"], default=False)
+@nox.session(venv_backend="none", default=False)
 def release(session: nox.Session) -> None:
-    """Next version from conventional commits (commitizen), changelog, annotated tag, manifest (`-- --dry-run`)."""
-    install_locked(session, "release")
-    # Inside `pipeline` it previews: a pipeline run must not commit or tag; `nox -s release` releases.
-    stage(session, "release", *(own_posargs(session) if named(session) else ["--dry-run"]))
+    """Snapshot the recorded index, evals and champion: next version, changelog, tag, manifest (`-- --dry-run`)."""
+    stage(session, "release", *session.posargs)
 
 
-@nox.session(requires=["release", "build_image", "deploy"])
+@nox.session(venv_backend="none", default=False)
+def build_image(session: nox.Session) -> None:
+    """Build the image with the adapter the release manifest pins (trains nothing); push it when a registry is set."""
+    stage(session, "image", "build", *session.posargs)
+
+
+@nox.session(venv_backend="none", requires=["finetune"])
 def pipeline(session: nox.Session) -> None:
-    """Run every stage in order (the image and its deploys need a Docker Engine), then answer sample questions."""
-    install_locked(session)
+    """Every stage in order: the chain to fine-tuning, a release preview, the image and its gated deploys, answers."""
+    stage(session, "release", "--dry-run")  # a pipeline previews: it never commits or tags; `nox -s release` does
+    stage(session, "image", "build")
+    stage(session, "deploy", "dev", "--promote", env=local_api_key())
     stage(session, "retrieval-eval")
     stage(session, "ask", "--sample", os.environ.get("SAMPLE_QUESTIONS", "3"))
-
-
-@nox.session(requires=["finetune"], default=False)
-def build_image(session: nox.Session) -> None:
-    """Build the service image (model, adapter, index inside) with the Docker SDK; push it when a registry is set."""
-    install_locked(session, "release")
-    stage(session, "image", "build", *own_posargs(session))
 
 
 def local_api_key() -> dict[str, str]:
@@ -127,25 +136,21 @@ def local_api_key() -> dict[str, str]:
     return {"LOADTEST_API_KEY": key, "DOCS_ASSISTANT_SERVE__API_KEYS": json.dumps([key])}
 
 
-@nox.session(default=False)
+@nox.session(venv_backend="none", default=False)
 def deploy(session: nox.Session) -> None:
     """Deploy the manifest's image to dev, promote it on each passed load-test gate (`-- prod --promote --approve`)."""
-    install_locked(session, "loadtest")
-    args = own_posargs(session) or ["dev", "--promote"]
-    session.run("docs-assistant", "deploy", *args, env=OFFLINE | local_api_key())
+    stage(session, "deploy", *(session.posargs or ["dev", "--promote"]), env=local_api_key())
 
 
-@nox.session(default=False)
+@nox.session(venv_backend="none", default=False)
 def drift(session: nox.Session) -> None:
     """Compare a live environment with its file (`-- prod [--image REF]`); exit 1 listing the differences."""
-    install_locked(session)
     stage(session, "drift", *(session.posargs or ["dev"]))
 
 
-@nox.session(default=False)
+@nox.session(venv_backend="none", default=False)
 def loadtest(session: nox.Session) -> None:
     """Locust against a deployed service, gated on its environment's SLOs (`-- --url URL --gate-file FILE`)."""
-    install_locked(session, "loadtest")
     stage(session, "loadtest", *session.posargs)
 
 
@@ -156,8 +161,7 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-m", "benchmarks", *session.posargs, env=OFFLINE)
 
 
-@nox.session(default=False)
+@nox.session(venv_backend="none", default=False)
 def serve(session: nox.Session) -> None:
     """Run the model service on loopback (`-- --host 0.0.0.0 --port 8080` to change)."""
-    install_locked(session)
     stage(session, "serve", *session.posargs)

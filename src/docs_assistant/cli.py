@@ -358,6 +358,7 @@ def image_build(
         release_version,
         write_image_report,
     )
+    from docs_assistant.release.manifest import load_manifest
 
     settings = _settings()
     root = Path.cwd()
@@ -367,6 +368,7 @@ def image_build(
         root=root,
         version=version or released,
         push_image=bool(settings.image.registry) if push is None else push,
+        release=load_manifest(manifest) if manifest else None,
         progress=lambda msg: console.print(msg, highlight=False, markup=False, soft_wrap=True),
     )
     sbom = image_sbom(settings, built, root)

@@ -344,7 +344,7 @@ class ImageSettings(_Section):
     adapter_alias: str | None = Field(
         default="champion",
         description="the registry alias whose adapter the image carries (model.adapter_alias/adapter_path win; "
-        "unset: no adapter unless those name one)",
+        "empty: no adapter unless those name one); the release pins it and the image carries that version",
     )
     dockerfile: Path = Path("deploy/Dockerfile")
     base_image: str = Field(default="python:3.11-slim", description="any Debian-like image with python3 and venv")
@@ -358,6 +358,12 @@ class ImageSettings(_Section):
     network_mode: str | None = Field(
         default=None, description="the build's network, e.g. 'host' where containers reach PyPI only through the host"
     )
+
+    @field_validator("adapter_alias")
+    @classmethod
+    def _blank_is_none(cls, alias: str | None) -> str | None:
+        """`DOCS_ASSISTANT_IMAGE__ADAPTER_ALIAS=` (empty) means no adapter, as an unset alias does."""
+        return alias or None
 
 
 class Settings(BaseSettings):

@@ -66,8 +66,18 @@ def make_repo(root: Path, prefix: str = "v") -> Path:
 
 
 def settings_for(repo: Path, **overrides: Any) -> Any:
+    """The repo's settings; the image carries no adapter unless a test names an alias (it needs a registry)."""
     paths = {"prompts_dir": REPO / "prompts", "state_dir": repo / "var", "reports_dir": repo / "reports"}
-    return load_settings(paths=paths, **overrides)
+    return load_settings(paths=paths, **({"image": {"adapter_alias": None}} | overrides))
+
+
+def write_index(repo: Path) -> None:
+    """The vector index a release requires (one chunk), where the repo's settings look for it."""
+    import lancedb
+    import pyarrow as pa
+
+    store = settings_for(repo).paths.store_uri
+    lancedb.connect(str(store)).create_table("chunks", data=pa.table({"id": ["c1"], "text": ["a chunk"]}))
 
 
 def write_eval(repo: Path, passed: bool = True, failures: tuple[str, ...] = ()) -> Path:
@@ -85,9 +95,10 @@ def write_eval(repo: Path, passed: bool = True, failures: tuple[str, ...] = ()) 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    """A project with one non-bumping commit and a passed eval gate."""
+    """A project with one non-bumping commit, a passed eval gate and an index."""
     made = make_repo(tmp_path / "repo")
     write_eval(made)
+    write_index(made)
     return made
 
 
@@ -124,12 +135,12 @@ def test_release_bumps_commits_tags_and_writes_the_changelog(repo: Path, message
     assert m["git_sha"] == git(repo, "rev-parse", "HEAD")
     assert m["created"].endswith("+00:00")
     assert m["changelog"] == "CHANGELOG.md"
-    assert m["data"]["table_versions"] is None, "no feature store here: recorded as absent, not invented"
+    assert m["data"]["table_versions"] == {"chunks": 1}, "the tables the store holds, none invented"
     assert m["prompts"]["serving"]["id"] == "rag-answer"
     assert all(isinstance(h, str) and len(h) == 64 for h in m["prompts"]["hashes"].values())
     assert m["prompts"]["hashes"]["rag-answer@1"] == m["prompts"]["serving"]["hash"]
     assert m["model"] == {"backend": "local", "name": "tiny-random-llama", "revision": None}
-    assert m["adapter"] is None, "no registry: no champion"
+    assert m["adapter"] is None, "the image carries no adapter here (image.adapter_alias unset)"
     assert m["eval"]["passed"] is True
     assert m["eval"]["headline"] == {"answers.token_f1": 0.42}
     assert m["image"] is None
@@ -166,9 +177,7 @@ def test_manifest_pins_the_feature_store_table_versions(repo: Path) -> None:
     store = FeatureStore(settings.paths.store_uri)
     for name in FEATURE_TABLES:
         store.ensure_table(name, SCHEMAS[name])
-    chunks = lancedb.connect(str(settings.paths.store_uri)).create_table(
-        "chunks", data=pa.table({"id": ["c1"], "text": ["a chunk"]})
-    )
+    chunks = lancedb.connect(str(settings.paths.store_uri)).open_table("chunks")  # the fixture's, version 1
     chunks.add(pa.table({"id": ["c2"], "text": ["another chunk"]}))
     commit(repo, "feat: index the docs")
 
@@ -187,7 +196,7 @@ def test_manifest_pins_the_registry_champion(repo: Path, blank_registry_db: Path
 
     from docs_assistant.registry import CHAMPION, ModelRegistry, adapter_hash
 
-    settings = settings_for(repo)
+    settings = settings_for(repo, image={"adapter_alias": CHAMPION})
     database = settings.paths.state_dir / "mlflow" / "mlflow.db"
     database.parent.mkdir(parents=True)
     shutil.copy(blank_registry_db, database)
@@ -265,6 +274,59 @@ def test_missing_eval_summary_is_refused_unless_not_required(repo: Path) -> None
     assert released.manifest["eval"] is None
 
 
+def test_a_store_without_the_index_is_refused_naming_the_stage_that_makes_it(repo: Path) -> None:
+    commit(repo, "feat: something to release")
+    store = settings_for(repo).paths.store_uri
+    shutil.rmtree(store / "chunks.lance")
+    before = state(repo)
+    with pytest.raises(ReleaseError) as refused:
+        run_release(settings_for(repo), root=repo)
+    message = str(refused.value)
+    assert message.startswith(f"{store}: nothing to snapshot: the feature store has no 'chunks' table")
+    assert "nox -s index" in message
+    assert state(repo) == before, "a release runs no stage: it refuses, and changes nothing"
+    assert not (repo / "reports" / "release").exists()
+
+
+def test_no_adapter_under_the_alias_the_image_carries_is_refused(repo: Path, blank_registry_db: Path) -> None:
+    from docs_assistant.registry import ModelRegistry
+
+    commit(repo, "feat: something to release")
+    settings = settings_for(repo, image={"adapter_alias": "champion"})
+    before = state(repo)
+    for registry in ("never created", "empty"):
+        with pytest.raises(ReleaseError) as refused:
+            run_release(settings, root=repo)
+        message = str(refused.value)
+        assert message.startswith("setting 'image.adapter_alias' (env DOCS_ASSISTANT_IMAGE__ADAPTER_ALIAS): ")
+        assert "the model registry has no 'champion' adapter for the image to carry" in message, registry
+        assert "nox -s finetune" in message
+        assert "DOCS_ASSISTANT_IMAGE__ADAPTER_ALIAS=" in message
+        assert state(repo) == before
+        database = settings.paths.state_dir / "mlflow" / "mlflow.db"
+        database.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(blank_registry_db, database)
+    assert ModelRegistry(settings).versions() == [], "nothing was trained to fill the gap"
+
+    released = run_release(settings_for(repo, image={"adapter_alias": ""}), root=repo)
+    assert released.manifest["adapter"] is None, "an empty alias releases the base model alone"
+
+
+def test_a_configured_adapter_path_is_pinned_by_its_hash(repo: Path, lora_adapters: list[Path]) -> None:
+    from docs_assistant.registry import adapter_hash
+
+    commit(repo, "feat: ship a local adapter")
+    settings = settings_for(repo, model={"adapter_path": lora_adapters[0]}, image={"adapter_alias": "champion"})
+    manifest = run_release(settings, root=repo, dry_run=True).manifest
+    assert manifest["adapter"] == {
+        "registry": None,
+        "alias": None,
+        "version": None,
+        "hash": adapter_hash(lora_adapters[0]),
+        "path": str(lora_adapters[0]),
+    }
+
+
 def test_existing_tag_is_refused(repo: Path) -> None:
     stray = commit(repo, "feat: tagged by hand")
     git(repo, "tag", "-a", "v0.2.0", "-m", "by hand")
@@ -307,6 +369,7 @@ def test_not_a_git_repository_is_refused(tmp_path: Path, monkeypatch: pytest.Mon
 def test_tag_format_must_match_the_tag_prefix_setting(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo", prefix="release-")
     write_eval(repo)
+    write_index(repo)
     commit(repo, "feat: a feature")
     with pytest.raises(ConfigError) as refused:
         run_release(settings_for(repo), root=repo)
@@ -385,7 +448,7 @@ def test_load_manifest_names_a_missing_or_broken_file(tmp_path: Path) -> None:
 def test_cli_release_dry_run_then_release_then_a_refusal(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     commit(repo, "feat: through the CLI")
     monkeypatch.chdir(repo)  # the CLI releases the checkout it runs in
-    env = {"DOCS_ASSISTANT_PATHS__PROMPTS_DIR": str(REPO / "prompts")}
+    env = {"DOCS_ASSISTANT_PATHS__PROMPTS_DIR": str(REPO / "prompts"), "DOCS_ASSISTANT_IMAGE__ADAPTER_ALIAS": ""}
 
     previewed = CliRunner().invoke(app, ["release", "--dry-run"], env=env)
     assert previewed.exit_code == 0, previewed.output

@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,27 +128,36 @@ def _stage_base_model(settings: Settings, dest: Path) -> tuple[str, dict[str, An
     return name_in_image, {"name": model.name, "revision": revision or model.revision}
 
 
-def _stage_adapter(settings: Settings, dest: Path) -> dict[str, Any] | None:
-    """Copy the adapter (the registry alias's, fetched and hash-verified, or adapter_path's) into `dest`."""
+def _stage_adapter(settings: Settings, dest: Path, release: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Copy the adapter into `dest`: the one `release` (a manifest) pins, else the configured alias's or path's.
+
+    With a manifest, exactly its pinned version is fetched and must hash to the pinned value, wherever the
+    alias points now: the image is the release's, and building it trains or re-resolves nothing.
+    """
     from docs_assistant.registry.hashing import adapter_hash
+    from docs_assistant.registry.resolve import shipped_adapter_alias
 
-    model = settings.model
-    alias = model.adapter_alias or (settings.image.adapter_alias if model.adapter_path is None else None)
-    if alias is None and model.adapter_path is None:
-        return None
-    facts: dict[str, Any] = {"alias": alias, "version": None}
-    if alias is not None:
-        from docs_assistant.registry.model_registry import ModelRegistry
-
-        registry = ModelRegistry(settings)
-        info = registry.get(alias)
-        if info is None:
-            setting = "model.adapter_alias" if model.adapter_alias else "image.adapter_alias"
-            raise registry.unknown(alias, where=setting)
-        source = registry.fetch(info)  # raises RegistryError when the stored bytes do not match the registered hash
-        facts |= {"version": info.version, "registered_sha256": info.adapter_hash}
+    if release is not None:
+        pinned = release.get("adapter")
+        if not pinned:
+            return None
+        source, facts = _pinned_adapter(settings, pinned)
     else:
-        source = Path(model.adapter_path)  # type: ignore[arg-type]
+        alias, setting = shipped_adapter_alias(settings)
+        if alias is None and settings.model.adapter_path is None:
+            return None
+        facts = {"alias": alias, "version": None}
+        if alias is not None:
+            from docs_assistant.registry.model_registry import ModelRegistry
+
+            registry = ModelRegistry(settings)
+            info = registry.get(alias)
+            if info is None:
+                raise registry.unknown(alias, where=setting)
+            source = registry.fetch(info)  # raises RegistryError when the stored bytes do not match the registered hash
+            facts |= {"version": info.version, "registered_sha256": info.adapter_hash}
+        else:
+            source = Path(settings.model.adapter_path)  # type: ignore[arg-type]
     digest = adapter_hash(source)
     if facts.get("registered_sha256") not in (None, digest):
         raise ImageError(
@@ -158,6 +167,34 @@ def _stage_adapter(settings: Settings, dest: Path) -> dict[str, Any] | None:
         )
     _copy_tree(source, dest)
     return facts | {"sha256": digest}
+
+
+def _pinned_adapter(settings: Settings, pinned: Mapping[str, Any]) -> tuple[Path, dict[str, Any]]:
+    """The release manifest's adapter (by registry version, else by path), with the hash it must have."""
+    where = "release manifest 'adapter'"
+    facts = {"alias": pinned.get("alias"), "version": pinned.get("version"), "registered_sha256": pinned["hash"]}
+    if pinned.get("version") is None:
+        return Path(pinned["path"]), facts
+    from docs_assistant.registry.model_registry import ModelRegistry
+
+    registry = ModelRegistry(settings)
+    info = registry.get(int(pinned["version"]))
+    if info is None:
+        raise ImageError(
+            f"the release pins {pinned.get('registry')} version {pinned['version']}, "
+            f"which the registry at {registry.backend.tracking_uri} does not hold",
+            where=where,
+            hint="build where the release's registry is (cd.yml hands it from the release job to the image job), "
+            "or release again from this registry",
+        )
+    if info.adapter_hash != pinned["hash"]:
+        raise ImageError(
+            f"{info.name} version {info.version} is registered with hash {info.adapter_hash}, "
+            f"but the release pinned {pinned['hash']}",
+            where=where,
+            hint="this is not the registry the release was made from: build against that one, or release again",
+        )
+    return registry.fetch(info), facts  # fetch re-hashes the stored bytes against the registered hash
 
 
 def _world_readable(root: Path) -> None:
@@ -181,8 +218,19 @@ def _runtime_config(name_in_image: str, has_adapter: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def stage_context(settings: Settings, dest: Path, *, root: Path, version: str, progress: Progress = print) -> BuildPlan:
-    """Fill `dest` (created, must not exist) with the build context and decide build args and labels."""
+def stage_context(
+    settings: Settings,
+    dest: Path,
+    *,
+    root: Path,
+    version: str,
+    release: Mapping[str, Any] | None = None,
+    progress: Progress = print,
+) -> BuildPlan:
+    """Fill `dest` (created, must not exist) with the build context and decide build args and labels.
+
+    `release`, the release manifest of this commit, pins the adapter; without one the configured alias decides.
+    """
     from docs_assistant.rag.prompts import PromptRegistry
 
     image = settings.image
@@ -211,7 +259,10 @@ def stage_context(settings: Settings, dest: Path, *, root: Path, version: str, p
     model_dir = bundle / "model"
     model_dir.mkdir(parents=True)
     name_in_image, base = _stage_base_model(settings, model_dir)
-    adapter = _stage_adapter(settings, model_dir / "adapter")
+    adapter = _stage_adapter(settings, model_dir / "adapter", release)
+    if release is not None:
+        pinned = f"the adapter the release pins, sha256 {adapter['sha256'][:12]}" if adapter else "no adapter"
+        progress(f"image: {pinned} (release manifest)")
     (bundle / "MODEL.SHA256SUMS").write_text(_checksums(model_dir), encoding="utf-8")
     _copy_tree(store, bundle / "var" / "lancedb")
     (bundle / "docs-assistant.toml").write_text(_runtime_config(name_in_image, adapter is not None), encoding="utf-8")
@@ -480,12 +531,19 @@ def local_image(settings: Settings, *, root: Path, version: str) -> BuiltImage:
 
 
 def build_and_push(
-    settings: Settings, *, root: Path, version: str, push_image: bool, progress: Progress = print
+    settings: Settings,
+    *,
+    root: Path,
+    version: str,
+    push_image: bool,
+    release: Mapping[str, Any] | None = None,
+    progress: Progress = print,
 ) -> tuple[BuiltImage, BuildPlan]:
     """Stage, build, and (with `push_image`) publish: push and pull back by digest."""
     sha = git_sha(root)
     with tempfile.TemporaryDirectory(prefix="docs-assistant-image-") as tmp:
-        plan = stage_context(settings, Path(tmp) / "context", root=root, version=version, progress=progress)
+        context = Path(tmp) / "context"
+        plan = stage_context(settings, context, root=root, version=version, release=release, progress=progress)
         built = build(settings, plan, image_tags(settings, version, sha), progress)
     if push_image:
         publish(settings, built, progress)

@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 from docs_assistant.config import Settings
 from docs_assistant.errors import RegistryError
@@ -366,6 +368,9 @@ class ModelRegistry:
         return dest
 
     def _download(self, info: ModelVersionInfo, into: Path) -> Path:
+        moved = self._embedded_artifact(info)
+        if moved is not None:
+            return Path(shutil.copytree(moved, into / moved.name))
         import mlflow.artifacts
 
         with self._errors(f"download {info.source}"):
@@ -376,6 +381,19 @@ class ModelRegistry:
                 registry_uri=self.backend.tracking_uri,
             )
         return Path(local)
+
+    def _embedded_artifact(self, info: ModelVersionInfo) -> Path | None:
+        """A version's files under the embedded registry's artifact root as it is now, if they are there.
+
+        MLflow records a run's artifacts by absolute path; an embedded registry that moved with its state
+        directory (cd.yml hands `var/` from the release job to the image job) still finds its own files.
+        """
+        location = self.backend.artifact_location
+        if not self.backend.embedded or location is None or not info.source.startswith("runs:/"):
+            return None
+        run_id, _, artifact_path = info.source.removeprefix("runs:/").partition("/")
+        local = Path(url2pathname(urlparse(location).path)) / run_id / "artifacts" / artifact_path
+        return local if local.is_dir() else None
 
 
 def _check_alias(alias: str) -> None:

@@ -10,6 +10,21 @@ from docs_assistant.config import ModelSettings, Settings
 from docs_assistant.errors import ConfigError, RegistryError
 
 ALIAS_SETTING = "setting 'model.adapter_alias' (env DOCS_ASSISTANT_MODEL__ADAPTER_ALIAS)"
+IMAGE_ALIAS_SETTING = "setting 'image.adapter_alias' (env DOCS_ASSISTANT_IMAGE__ADAPTER_ALIAS)"
+
+
+def shipped_adapter_alias(settings: Settings) -> tuple[str | None, str]:
+    """The registry alias whose adapter a release pins and its image carries, and the setting that chose it.
+
+    `model.adapter_alias` wins (the image serves what the service is configured to load); a set
+    `model.adapter_path` means no alias at all; otherwise `image.adapter_alias` (default: the champion).
+    """
+    model = settings.model
+    if model.adapter_alias is not None:
+        return model.adapter_alias, ALIAS_SETTING
+    if model.adapter_path is not None:
+        return None, "setting 'model.adapter_path'"
+    return settings.image.adapter_alias, IMAGE_ALIAS_SETTING
 
 
 def resolve_model_settings(settings: Settings) -> ModelSettings:

@@ -1,8 +1,11 @@
 """The release stage: refuse what must not be released, then bump, tag and pin the release in a manifest.
 
-`run_release` is what `docs-assistant release` and the `release` nox session call. Everything that can
-refuse (the git tree, the eval gate, the next version and its tag) and everything the manifest records
-is read before commitizen commits and tags, so a refusal leaves the repository as it was.
+`run_release` is what `docs-assistant release` and the `release` nox session call. A release snapshots
+recorded state and makes none: the eval gate's verdict, the feature store's table versions, the registry's
+adapter. Training and indexing are upstream stages, so a missing record is refused with the command that
+makes it, never recomputed here. Everything that can refuse (the git tree, those records, the next
+version and its tag) and everything the manifest records is read before commitizen commits and tags, so a
+refusal leaves the repository as it was.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from docs_assistant.reports import markdown_table, write_report
 
 Progress = Callable[[str], None]
 EVAL_STAGE = "eval_prompts"  # docs_assistant.evals.report.STAGE, without importing the eval runner
+INDEX_TABLE = "chunks"  # docs_assistant.rag.index.CHUNKS, without importing llama-index
 GATE_SETTING = "release.require_eval_gate=false (env DOCS_ASSISTANT_RELEASE__REQUIRE_EVAL_GATE=false)"
 SHOWN_PATHS = 20
 
@@ -86,16 +90,51 @@ def prompt_hashes(settings: Settings) -> dict[str, Any]:
     }
 
 
-def champion_adapter(settings: Settings) -> dict[str, Any] | None:
-    """The registry's champion (version and adapter hash); None without a registry or a champion."""
-    from docs_assistant.registry import CHAMPION, ModelRegistry
+def data_snapshot(settings: Settings) -> dict[str, Any]:
+    """The feature store's table versions; refuses a store without the vector index the image will carry."""
+    store = settings.paths.store_uri
+    tables = table_versions(store) or {}
+    if INDEX_TABLE not in tables:
+        raise ReleaseError(
+            f"nothing to snapshot: the feature store has no {INDEX_TABLE!r} table (the vector index)",
+            where=store,
+            hint="run `nox -s index` (it validates and ingests data/ first), then release",
+        )
+    return {"store": str(store), "table_versions": tables}
 
-    info = ModelRegistry(settings).get(CHAMPION)  # an embedded registry never created answers None, no mlflow
+
+def released_adapter(settings: Settings) -> dict[str, Any] | None:
+    """The adapter the image will carry, pinned by registry version and hash (or by path and hash).
+
+    None when no adapter is configured. A configured alias that the registry does not hold is refused:
+    the release would pin nothing for `build_image` to package, and nothing downstream may train one.
+    """
+    from docs_assistant.registry.resolve import shipped_adapter_alias
+
+    alias, setting = shipped_adapter_alias(settings)
+    if alias is None:
+        path = settings.model.adapter_path
+        if path is None:
+            return None
+        from docs_assistant.registry.hashing import adapter_hash
+
+        return {"registry": None, "alias": None, "version": None, "hash": adapter_hash(path), "path": str(path)}
+    from docs_assistant.registry import ModelRegistry
+
+    registry = ModelRegistry(settings)
+    info = registry.get(alias)  # an embedded registry never created answers None, no mlflow
     if info is None:
-        return None
+        raise ReleaseError(
+            f"the model registry has no {alias!r} adapter for the image to carry "
+            f"(registry at {registry.backend.tracking_uri})",
+            where=setting,
+            hint="run `nox -s finetune` (it registers an adapter and promotes a better one), "
+            f"or `docs-assistant registry promote <version> --alias {alias}`; "
+            "to release the base model alone set image.adapter_alias to '' (env DOCS_ASSISTANT_IMAGE__ADAPTER_ALIAS=)",
+        )
     return {
         "registry": info.name,
-        "alias": CHAMPION,
+        "alias": alias,
         "version": info.version,
         "hash": info.adapter_hash,
         "run_id": info.run_id,
@@ -147,14 +186,14 @@ def run_release(
         )
 
     lineage = {
-        "data": {"store": str(settings.paths.store_uri), "table_versions": table_versions(settings.paths.store_uri)},
+        "data": data_snapshot(settings),
         "prompts": prompt_hashes(settings),
         "model": {
             "backend": settings.model.backend,
             "name": settings.model.name,
             "revision": settings.model.revision,
         },
-        "adapter": champion_adapter(settings),
+        "adapter": released_adapter(settings),
     }
     changelog = settings.release.changelog
     if not dry_run:
@@ -208,7 +247,14 @@ def markdown(manifest: dict[str, Any], dry_run: bool) -> str:
         ("data tables", ", ".join(f"{k} v{v}" for k, v in tables.items()) if tables else "no feature store"),
         ("prompt", "{id} v{version} `{hash:.12}`".format(**manifest["prompts"]["serving"])),
         ("base model", f"{manifest['model']['name']} @ {manifest['model']['revision'] or 'unpinned'}"),
-        ("adapter", f"{adapter['registry']} v{adapter['version']} `{adapter['hash'][:12]}`" if adapter else "none"),
+        ("adapter", _adapter_cell(adapter)),
         ("eval gate", ("passed" if evals["passed"] else "FAILED") if evals else "not run (not required)"),
     ]
     return f"## Release: {state}\n\n{markdown_table(['', 'released'], rows)}\n"
+
+
+def _adapter_cell(adapter: dict[str, Any] | None) -> str:
+    if adapter is None:
+        return "none"
+    source = f"{adapter['registry']} v{adapter['version']}" if adapter.get("version") else f"`{adapter['path']}`"
+    return f"{source} `{adapter['hash'][:12]}`"

@@ -19,6 +19,23 @@ from docs_assistant.config import CONFIG_FILE_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL_CORPUS = 8  # documents in the per-test project: enough for retrieval, quick to embed
+_DIRECTORY_SECONDS: dict[str, float] = {}
+
+
+# -- where the suite's time goes: wall seconds (setup + call + teardown) per test directory ------------
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    directory = report.nodeid.split("::", 1)[0].split("/")
+    key = directory[1] if len(directory) > 2 and directory[0] == "tests" else directory[0]
+    _DIRECTORY_SECONDS[key] = _DIRECTORY_SECONDS.get(key, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _DIRECTORY_SECONDS:
+        return
+    terminalreporter.write_sep("=", "wall seconds per test directory")
+    for key, seconds in sorted(_DIRECTORY_SECONDS.items(), key=lambda item: -item[1]):
+        terminalreporter.write_line(f"{key:<12} {seconds:8.1f}")
+    terminalreporter.write_line(f"{'total':<12} {sum(_DIRECTORY_SECONDS.values()):8.1f}")
 
 
 @pytest.fixture(autouse=True, scope="session")

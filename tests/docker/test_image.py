@@ -65,7 +65,10 @@ def pushed(image_project, released) -> BuiltImage:
     settings = settings_for(image_project)
     version, manifest = release_version(settings, REPO)
     assert manifest == released
-    built, _ = build_and_push(settings, root=REPO, version=version, push_image=True, progress=lambda _: None)
+    pins = load_manifest(manifest)
+    built, _ = build_and_push(
+        settings, root=REPO, version=version, push_image=True, release=pins, progress=lambda _: None
+    )
     record_in_manifest(manifest, built, image_sbom(settings, built, REPO))
     return built
 
@@ -116,6 +119,51 @@ def test_labels_pin_the_source_model_adapter_and_prompts(pushed, image_project, 
     assert len(labels["org.opencontainers.image.revision"].removesuffix("-dirty")) == 40
     assert labels["org.opencontainers.image.created"].endswith("Z")
     assert "rag-answer@1:" in labels["io.docs-assistant.prompts"]
+
+
+def test_the_image_carries_the_adapter_the_release_pins_and_building_it_trained_nothing(
+    pushed, released, image_project, docker_client
+) -> None:
+    pinned = load_manifest(released)["adapter"]
+    assert pinned["version"] == 1
+    assert pushed.labels["io.docs-assistant.adapter.sha256"] == pinned["hash"]
+    assert pushed.labels["io.docs-assistant.adapter.version"] == "1"
+    inside = docker_client.containers.run(
+        pushed.image_id,
+        entrypoint=["python", "-c"],
+        command=["from docs_assistant.registry.hashing import adapter_hash; print(adapter_hash('/app/model/adapter'))"],
+        remove=True,
+    )
+    assert inside.decode().strip() == pinned["hash"], "the bytes in the image are the ones the release pinned"
+    registry = ModelRegistry(settings_for(image_project))
+    assert [v.version for v in registry.versions()] == [1], "build_image registered (trained) nothing"
+
+
+def test_a_moved_alias_does_not_change_what_a_release_pins_and_a_wrong_pin_is_refused(
+    image_project, released, lora_adapters, tmp_path: Path
+) -> None:
+    settings = settings_for(image_project)
+    registry = ModelRegistry(settings)
+    pins = load_manifest(released)
+    newer = registry.register(registry.log_run(training_run(lora_adapters[1])), adapter_hash(lora_adapters[1]))
+    registry.set_alias(CHAMPION, newer.version)  # promoted after the release was cut
+    try:
+        plan = stage_context(settings, tmp_path / "a", root=REPO, version="0", release=pins, progress=lambda _: None)
+        assert plan.model["adapter"]["version"] == pins["adapter"]["version"] == 1
+        assert plan.model["adapter"]["sha256"] == pins["adapter"]["hash"] != newer.adapter_hash
+        unpinned = stage_context(settings, tmp_path / "b", root=REPO, version="0", progress=lambda _: None)
+        assert unpinned.model["adapter"]["version"] == newer.version, "without a release the alias decides"
+
+        forged = pins | {"adapter": pins["adapter"] | {"hash": newer.adapter_hash}}
+        with pytest.raises(ImageError, match="but the release pinned") as err:
+            stage_context(settings, tmp_path / "c", root=REPO, version="0", release=forged, progress=lambda _: None)
+        assert "release manifest 'adapter'" in str(err.value)
+        missing = pins | {"adapter": pins["adapter"] | {"version": 99}}
+        with pytest.raises(ImageError, match="version 99, which the registry at .* does not hold"):
+            stage_context(settings, tmp_path / "d", root=REPO, version="0", release=missing, progress=lambda _: None)
+    finally:
+        registry.set_alias(CHAMPION, 1)
+        registry.client.delete_model_version(registry.name, str(newer.version))
 
 
 def test_the_cpu_image_carries_no_cuda_libraries(pushed, docker_client) -> None:

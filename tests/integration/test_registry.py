@@ -210,6 +210,25 @@ def _alias_model(registry: ModelRegistry, alias: str):
     return registry.settings.model.model_copy(update={"adapter_alias": alias})
 
 
+def test_an_embedded_registry_moved_with_its_state_dir_still_fetches_and_verifies(registered, tmp_path: Path) -> None:
+    """cd.yml hands `var/` from the release job to the image job, whose checkout may sit elsewhere."""
+    from docs_assistant.config import load_settings
+
+    old_state = registered.settings.paths.state_dir
+    moved = tmp_path / "elsewhere" / "var"
+    shutil.copytree(old_state / "mlflow", moved / "mlflow")
+    shutil.rmtree(old_state / "mlflow")  # MLflow's recorded absolute paths now lead nowhere
+    registry = ModelRegistry(load_settings(paths={"state_dir": moved}))
+    info = registry.get(CHAMPION)
+    assert info is not None
+    fetched = registry.fetch(info, tmp_path / "fetched")
+    assert adapter_hash(fetched) == info.adapter_hash
+
+    flip_one_byte(stored_weights(registry, 1))
+    with pytest.raises(RegistryError, match="does not match its registered hash"):
+        registry.fetch(info, tmp_path / "tampered")
+
+
 def test_a_verified_copy_is_reused_and_a_damaged_one_replaced(registered) -> None:
     registry = registered
     first = registry.fetch_adapter(CHAMPION)

@@ -1,9 +1,10 @@
 """`cd.yml` run by act on a copy of this tree, against the local Docker Engine and htpasswd registry.
 
-release.yml releases (bump commit, changelog, annotated tag) and pushes both; image.yml then builds the
-tag's image, pushes it with the registry secrets, and adds its digest to the release manifest; deploy.yml
-then deploys that digest to dev, staging and prod on the local swarm, each behind its load-test gate, and
-carries the manifest on with each environment's deploy and gate in it.
+release.yml runs the chain up to fine-tuning, releases (bump commit, changelog, annotated tag) and pushes
+both; image.yml then builds the tag's image from the release's recorded state (the adapter the manifest
+pins, trained by nothing in its own job), pushes it with the registry secrets, and adds its digest to the
+release manifest; deploy.yml then deploys that digest to dev, staging and prod on the local swarm, each
+behind its load-test gate, and carries the manifest on with each environment's deploy and gate in it.
 
 The repository's URL (`https://github.com/docs-assistant/docs-assistant`) is rewritten, for every git
 command the jobs run, to the test's own repository (git's `url.<local>.insteadOf`, given through
@@ -38,7 +39,7 @@ pytestmark = [pytest.mark.workflows, pytest.mark.docker]
 CD = ".github/workflows/cd.yml"
 #: `github.server_url/github.repository` as act derives it from `origin`: release.yml pushes there, image.yml clones
 REMOTE = "https://github.com/docs-assistant/docs-assistant"
-TIMEOUT = 2700  # the release job and the image job each run the chain up to fine-tuning, then three deploys
+TIMEOUT = 2400  # the release job runs the chain up to fine-tuning once; the image job builds; three deploys
 API_KEY = "cd-test-key"
 
 
@@ -97,6 +98,11 @@ def check_cd(client: Any, repo: Path, tmp_path: Path) -> None:
     assert result.returncode == 0, log[-10000:]
     assert "Session release was successful" in log
     assert "Session build_image was successful" in log
+    # build once: the chain up to fine-tuning ran in the release job only; the image job trained nothing
+    assert log.count("Session finetune was successful") == 1, log[-10000:]
+    trained_in = {line.split("]", 1)[0] for line in log.splitlines() if "Session finetune was successful" in line}
+    assert all("/release/" in job for job in trained_in), trained_in
+    assert not [line for line in log.splitlines() if "/image/" in line.split("]", 1)[0] and "finetune" in line]
 
     # release.yml: the bump commit and the annotated tag reached the remote
     head = git(repo, "rev-parse", "HEAD").strip()
@@ -134,6 +140,8 @@ def check_cd(client: Any, repo: Path, tmp_path: Path) -> None:
     labels = client.images.get(image["reference"]).labels
     assert labels["org.opencontainers.image.revision"] == head
     assert labels["org.opencontainers.image.version"] == "0.2.0"
+    assert labels["io.docs-assistant.adapter.sha256"] == released["adapter"]["hash"]  # what the release pinned
+    assert labels["io.docs-assistant.adapter.version"] == str(released["adapter"]["version"])
 
     # deploy.yml, three times: the same digest in every environment, each gate passed, all in the manifest
     assert log.count("outputs: url=http://127.0.0.1:") >= len(ENVIRONMENTS)

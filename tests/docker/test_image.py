@@ -159,7 +159,7 @@ def test_a_moved_alias_does_not_change_what_a_release_pins_and_a_wrong_pin_is_re
             stage_context(settings, tmp_path / "c", root=REPO, version="0", release=forged, progress=lambda _: None)
         assert "release manifest 'adapter'" in str(err.value)
         missing = pins | {"adapter": pins["adapter"] | {"version": 99}}
-        with pytest.raises(ImageError, match="version 99, which the registry at .* does not hold"):
+        with pytest.raises(ImageError, match=r"version 99, which the registry at .* does not hold"):
             stage_context(settings, tmp_path / "d", root=REPO, version="0", release=missing, progress=lambda _: None)
     finally:
         registry.set_alias(CHAMPION, 1)

@@ -469,7 +469,8 @@ def remove(env: Environment, *, client: Any | None = None, timeout_s: float = 12
     deadline = time.monotonic() + timeout_s
     for name in (proxy, app):  # a container of a removed service stops within its stop_grace_period
         label = f"com.docker.swarm.service.name={name}"
-        while client.containers.list(all=True, filters={"label": label}) and time.monotonic() < deadline:
+        # sparse: no inspect per container, which races the very removal it waits for (404 on a gone container)
+        while client.containers.list(all=True, sparse=True, filters={"label": label}) and time.monotonic() < deadline:
             time.sleep(0.5)
     for network in [n for n in client.networks.list(names=[network_name]) if n.name == network_name]:
         while True:

@@ -68,6 +68,9 @@ def test_generated_ci_runs_the_real_sessions_and_only_a_planted_failing_test_fai
     assert "Session lint was successful" in log
     assert "Session validate_data was successful" in log
     assert "Session eval_prompts was successful" in log
+    assert "outputs: passed=true" in log  # prompt-evals.yml's passing path, on the committed suites and baseline
+    evals = tmp_path / "act" / "artifacts" / "prompt-evals-reports" / "eval_prompts"
+    assert (evals / "cases.html").is_file(), sorted(evals.parent.rglob("*"))
     assert re.search(r"FAILED \S*test_planted\.py::test_planted_failure", log), log[-6000:]
     assert re.search(r"\b1 failed, \d+ passed", log), log[-6000:]  # the planted test is the only failure
     assert "Session tests failed" in log

@@ -166,6 +166,23 @@ def test_a_moved_alias_does_not_change_what_a_release_pins_and_a_wrong_pin_is_re
         registry.client.delete_model_version(registry.name, str(newer.version))
 
 
+def test_an_index_changed_since_the_release_is_refused(image_project, released, tmp_path: Path) -> None:
+    pins = load_manifest(released)
+    pinned = pins["data"]["table_versions"]["chunks"]
+    moved = pins | {"data": pins["data"] | {"table_versions": {"chunks": pinned - 1}}}
+    with pytest.raises(ImageError, match=f"the vector index is at version {pinned}, but the release pinned") as err:
+        stage_context(
+            settings_for(image_project),
+            tmp_path / "ctx",
+            root=REPO,
+            version="0",
+            release=moved,
+            progress=lambda _: None,
+        )
+    assert "release again" in str(err.value)
+    assert not (tmp_path / "ctx").exists(), "refused before anything was staged"
+
+
 def test_the_cpu_image_carries_no_cuda_libraries(pushed, docker_client) -> None:
     out = docker_client.containers.run(
         pushed.image_id,

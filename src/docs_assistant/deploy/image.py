@@ -197,6 +197,21 @@ def _pinned_adapter(settings: Settings, pinned: Mapping[str, Any]) -> tuple[Path
     return registry.fetch(info), facts  # fetch re-hashes the stored bytes against the registered hash
 
 
+def _check_pinned_index(store: Path, release: Mapping[str, Any]) -> None:
+    """The index the image would carry must be the version the release pinned: nothing re-indexed since."""
+    from docs_assistant.lineage import table_versions
+
+    pinned = ((release.get("data") or {}).get("table_versions") or {}).get("chunks")
+    current = (table_versions(store) or {}).get("chunks")
+    if pinned is not None and current != pinned:
+        raise ImageError(
+            f"the vector index is at version {current}, but the release pinned version {pinned}",
+            where=store,
+            hint="build from the state the release recorded (cd.yml hands it over as the release's state artifact), "
+            "or release again to pin the index as it is now",
+        )
+
+
 def _world_readable(root: Path) -> None:
     """COPY keeps file modes, and the image runs as a non-root user: a 0700 model directory
     (what tempfile.mkdtemp makes) would be unreadable in the container."""
@@ -244,6 +259,8 @@ def stage_context(
             where=store,
             hint="run `docs-assistant index` (or `nox -s index`) first",
         )
+    if release is not None:
+        _check_pinned_index(store, release)
     dest.mkdir(parents=True)
     for name in CONTEXT_FILES:
         shutil.copy2(root / name, dest / name)

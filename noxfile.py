@@ -46,16 +46,6 @@ def stage(session: nox.Session, *args: str, env: dict[str, str] | None = None) -
     session.run(str(scripts / "docs-assistant"), *args, env=OFFLINE | (env or {}))
 
 
-def named(session: nox.Session) -> bool:
-    """Whether `-s` named this session (rather than nox running it for a session that `requires` it)."""
-    return session.name in (session._runner.global_config.sessions or [])  # nox has no public record of it
-
-
-def own_posargs(session: nox.Session) -> list[str]:
-    """Arguments after `--` are for the session named with `-s`: nox hands them to the ones it `requires` too."""
-    return session.posargs if named(session) else []
-
-
 @nox.session
 def lint(session: nox.Session) -> None:
     """Ruff lint and format check."""
@@ -72,28 +62,31 @@ def tests(session: nox.Session) -> None:
 
 
 # Stage sessions are `venv_backend="none"`: they run in STAGES_ENV, which `stage` syncs, not in one venv each.
+# None `requires` another: each reads what the earlier stages recorded (the feature store, the index, the
+# registry) and refuses, naming the session to run, when a record is missing. Only `pipeline` chains them;
+# run a chain yourself with `nox -x -s validate_data index eval_prompts` (-x stops at the first failure).
 @nox.session(venv_backend="none")
 def validate_data(session: nox.Session) -> None:
     """Clean and validate data/, quarantine bad rows, ingest the valid ones only if the gate passes."""
-    stage(session, "validate", *own_posargs(session))
+    stage(session, "validate", *session.posargs)
 
 
-@nox.session(venv_backend="none", requires=["validate_data"])
+@nox.session(venv_backend="none")
 def index(session: nox.Session) -> None:
     """Embed changed documents of the validated feature store into the vector index."""
     stage(session, "index")
 
 
-@nox.session(venv_backend="none", requires=["index"])
+@nox.session(venv_backend="none")
 def eval_prompts(session: nox.Session) -> None:
     """Prompt evals: every suite and prompt variant, gated on thresholds and the baseline (`-- --suites safety`)."""
-    stage(session, "eval", *own_posargs(session))
+    stage(session, "eval", *session.posargs)
 
 
-@nox.session(venv_backend="none", requires=["eval_prompts"], default=False)
+@nox.session(venv_backend="none", default=False)
 def finetune(session: nox.Session) -> None:
     """LoRA fine-tune, evaluate against base and champion, register in MLflow (`-- --overrides '{"max_steps": 5}'`)."""
-    stage(session, "finetune", *own_posargs(session))
+    stage(session, "finetune", *session.posargs)
 
 
 @nox.session(venv_backend="none", default=False)
@@ -108,14 +101,43 @@ def build_image(session: nox.Session) -> None:
     stage(session, "image", "build", *session.posargs)
 
 
-@nox.session(venv_backend="none", requires=["finetune"])
+#: what `pipeline` runs for each stage session, in order; `-- --until SESSION` stops after that one
+PIPELINE: dict[str, tuple[str, ...]] = {
+    "validate_data": ("validate",),
+    "index": ("index",),
+    "eval_prompts": ("eval",),
+    "finetune": ("finetune",),
+    "release": ("release", "--dry-run"),  # a pipeline previews: it never commits or tags; `nox -s release` does
+    "build_image": ("image", "build"),
+    "deploy": ("deploy", "dev", "--promote"),
+}
+
+
+def pipeline_until(session: nox.Session) -> str:
+    """The last stage to run: `-- --until finetune` (or `--until=finetune`) stops before the Docker stages."""
+    args = "=".join(session.posargs).split("=") if session.posargs else ["--until", list(PIPELINE)[-1]]
+    if len(args) != 2 or args[0] != "--until" or args[1] not in PIPELINE:
+        session.error(
+            f"pipeline takes `-- --until SESSION` with SESSION one of {', '.join(PIPELINE)}; got {session.posargs}"
+        )
+    return args[1]
+
+
+@nox.session(venv_backend="none")
 def pipeline(session: nox.Session) -> None:
-    """Every stage in order: the chain to fine-tuning, a release preview, the image and its gated deploys, answers."""
-    stage(session, "release", "--dry-run")  # a pipeline previews: it never commits or tags; `nox -s release` does
-    stage(session, "image", "build")
-    stage(session, "deploy", "dev", "--promote", env=local_api_key())
-    stage(session, "retrieval-eval")
-    stage(session, "ask", "--sample", os.environ.get("SAMPLE_QUESTIONS", "3"))
+    """Every stage in order, up to the first failure (`-- --until finetune` stops there), then sample answers."""
+    until = pipeline_until(session)
+    for name, args in PIPELINE.items():
+        session.log(f"pipeline: {name}")
+        stage(session, *args, env=local_api_key() if name == "deploy" else None)
+        if name == until:
+            break
+    else:  # the whole chain ran: show what the deployed build answers with
+        stage(session, "retrieval-eval")
+        stage(session, "ask", "--sample", os.environ.get("SAMPLE_QUESTIONS", "3"))
+        return
+    later = list(PIPELINE)[list(PIPELINE).index(until) + 1 :]
+    session.log(f"pipeline: stopped after {until} (--until); not run: {', '.join(later)}")
 
 
 def local_api_key() -> dict[str, str]:

@@ -6,7 +6,7 @@ then takes it to prod. The copy's environments get free ports, their own secret 
 
 The release stage previews (a pipeline never tags) and the image, built on the real Docker Engine, carries
 the adapter the release manifest pins. Then the cheap stages run again on unchanged inputs
-(`nox -s eval_prompts`, which requires `index` and `validate_data`): they must re-embed nothing, commit
+(`nox -x -s validate_data index eval_prompts`): they must re-embed nothing, commit
 no new table version and reuse every eval case. (A second fine-tune that cannot beat the champion is
 tested in tests/integration/test_finetune.py; the pinned adapter across a moved alias in tests/docker.)
 """
@@ -44,13 +44,21 @@ def git_snapshot(root: Path) -> None:
         subprocess.run(["git", *args], cwd=root, check=True, env=os.environ | identity)
 
 
-def nox(root: Path, session: str = "pipeline", *posargs: str) -> subprocess.CompletedProcess[str]:
+def nox(root: Path, sessions: str = "pipeline", *posargs: str) -> subprocess.CompletedProcess[str]:
     uv, nox_exe = shutil.which("uv"), shutil.which("nox")
     assert uv, "uv must be on PATH (./noxw puts it there)"
     assert nox_exe, "nox must be installed in the test environment (dependency group 'test')"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCS_ASSISTANT_", "VIRTUAL_ENV", "UV_PROJECT"))}
     return subprocess.run(
-        [nox_exe, "-s", session, "--reuse-venv=yes", "--no-color", *(["--", *posargs] if posargs else [])],
+        [
+            nox_exe,
+            "-x",
+            "-s",
+            *sessions.split(),
+            "--reuse-venv=yes",
+            "--no-color",
+            *(["--", *posargs] if posargs else []),
+        ],
         cwd=root,
         # fewer LoRA steps than the default two epochs keep CI short; the stage and its gate are the same
         env=env | image_env() | {"SAMPLE_QUESTIONS": "2", "DOCS_ASSISTANT_FINETUNE__MAX_STEPS": "6"},
@@ -117,7 +125,7 @@ def check_pipeline(root: Path) -> None:
         assert deployed["image"] == image["id"]
     assert manifest["deploys"]["staging"]["startup_s"] > 0  # two replicas rolled out and measured
 
-    rerun = nox(root, "eval_prompts")  # the cheap stages on unchanged inputs: a no-op
+    rerun = nox(root, "validate_data index eval_prompts")  # the cheap stages on unchanged inputs: a no-op
     assert rerun.returncode == 0, rerun.stdout[-4000:] + rerun.stderr[-4000:]
     warm = report(root, "index")
     assert (warm["documents_embedded"], warm["chunks_embedded"], warm["documents_removed"]) == (0, 0, 0)

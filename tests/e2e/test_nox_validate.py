@@ -1,6 +1,6 @@
 """`nox -s validate_data` for real, in a copy of the repository: clean data passes and is ingested; a
 planted bad row fails the session, keeps every feature table at its version, is quarantined, and stops
-`nox -s index` before indexing (index requires validate_data)."""
+the chain `nox -x -s validate_data index` before indexing (no session `requires` another: `-x` chains)."""
 
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ IGNORE = shutil.ignore_patterns(".git", ".venv", ".nox", "var", "reports", "__py
 pytestmark = pytest.mark.e2e
 
 
-def nox(root: Path, session: str) -> subprocess.CompletedProcess[str]:
+def nox(root: Path, *sessions: str) -> subprocess.CompletedProcess[str]:
     nox_exe = shutil.which("nox")
     assert nox_exe, "nox must be installed in the test environment (dependency group 'test')"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCS_ASSISTANT_", "VIRTUAL_ENV", "UV_PROJECT"))}
     return subprocess.run(
-        [nox_exe, "-s", session, "--reuse-venv=yes", "--no-color"],
+        [nox_exe, "-x", "-s", *sessions, "--reuse-venv=yes", "--no-color"],
         cwd=root,
         env=env,
         capture_output=True,
@@ -59,12 +59,12 @@ def test_planted_bad_row_fails_validate_data_and_never_reaches_index(tmp_path: P
             + "\n"
         )
 
-    failed = nox(root, "index")
+    failed = nox(root, "validate_data", "index")
     output = failed.stdout + failed.stderr
     assert failed.returncode != 0, output[-4000:]
     assert f"data/qa/train.jsonl:{line}: field 'doc_ids'" in output
     assert "Session validate_data failed" in output
-    assert "Session index aborted: Prerequisite session validate_data was not successful" in output
+    assert "Running session index" not in output  # -x: the chain stops at the failed gate
     after = table_versions(root)
     assert {k: after[k] for k in before} == before
     assert "chunks" not in after

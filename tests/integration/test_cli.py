@@ -54,6 +54,26 @@ def test_ask_json_and_stdin(indexed_project) -> None:
     assert len(answer["sources"]) == 5
 
 
+@pytest.mark.parametrize(
+    ("args", "table", "record"),
+    [
+        (["index"], "documents", "nox -s validate_data"),
+        (["eval", "--suites", "safety"], CHUNKS, "nox -x -s validate_data index"),
+        (["finetune"], CHUNKS, "nox -x -s validate_data index"),
+        (["ask", "Which port does the API use?"], CHUNKS, "nox -x -s validate_data index"),
+    ],
+    ids=lambda v: v[0] if isinstance(v, list) else None,
+)
+def test_a_stage_without_its_upstream_record_names_the_sessions_that_make_it(project, args, table, record) -> None:
+    """No nox session `requires` another, so a stage run alone on an empty store must say what to run first."""
+    result = run(project, *args)
+    assert result.exit_code == USER_ERROR, result.output
+    message = " ".join(result.output.split())
+    assert f"table '{table}' does not exist (run `{record}` first)" in message, message
+    assert "Traceback" not in result.output
+    assert state(project) == {}  # refused before writing anything
+
+
 BAD_DOCS = {
     "malformed front matter": (
         "bad-yaml",

@@ -283,7 +283,7 @@ def test_a_store_without_the_index_is_refused_naming_the_stage_that_makes_it(rep
         run_release(settings_for(repo), root=repo)
     message = str(refused.value)
     assert message.startswith(f"{store}: nothing to snapshot: the feature store has no 'chunks' table")
-    assert "nox -s index" in message
+    assert message.endswith("(run `nox -x -s validate_data index` first, then release)"), message
     assert state(repo) == before, "a release runs no stage: it refuses, and changes nothing"
     assert not (repo / "reports" / "release").exists()
 

@@ -19,6 +19,20 @@ from docs_assistant.errors import StoreError
 DOCUMENTS, QA, FEEDBACK = "documents", "qa", "feedback"
 FEATURE_TABLES = (DOCUMENTS, QA, FEEDBACK)
 QUARANTINE = "quarantine"  # invalid rows with their reasons, written by `docs-assistant validate`
+CHUNKS = "chunks"  # the vector index, written by `docs-assistant index` (rag.index) from `documents`
+
+#: the sessions that record a table, in order; no session `requires` another, so a stage that finds one
+#: missing names the chain that records it
+RECORDED_BY = {CHUNKS: ("validate_data", "index")}
+DEFAULT_RECORDER = ("validate_data",)
+
+
+def record_hint(table: str) -> str:
+    """What to run when `table` is missing: the nox sessions that record it (CLI: validate, then index)."""
+    sessions = RECORDED_BY.get(table, DEFAULT_RECORDER)
+    flags = "-x -s" if len(sessions) > 1 else "-s"
+    return f"run `nox {flags} {' '.join(sessions)}` first"
+
 
 SCHEMAS: dict[str, pa.Schema] = {
     DOCUMENTS: pa.schema(
@@ -116,7 +130,7 @@ class FeatureStore:
         """Open a table (at a pinned version if given) and prove it is readable before returning it."""
         where = self.uri / f"{name}.lance"
         if not self.has_table(name):
-            raise StoreError(f"table '{name}' does not exist", where=where, hint="run `docs-assistant ingest` first")
+            raise StoreError(f"table '{name}' does not exist", where=where, hint=record_hint(name))
         try:
             table = self.db.open_table(name)
             if version is not None:

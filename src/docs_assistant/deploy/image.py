@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from docs_assistant.config import TINY_MODEL, Settings
+from docs_assistant.data.store import CHUNKS, record_hint
 from docs_assistant.errors import ImageError
 from docs_assistant.io import sha256_file
 from docs_assistant.lineage import git_sha
@@ -201,8 +202,8 @@ def _check_pinned_index(store: Path, release: Mapping[str, Any]) -> None:
     """The index the image would carry must be the version the release pinned: nothing re-indexed since."""
     from docs_assistant.lineage import table_versions
 
-    pinned = ((release.get("data") or {}).get("table_versions") or {}).get("chunks")
-    current = (table_versions(store) or {}).get("chunks")
+    pinned = ((release.get("data") or {}).get("table_versions") or {}).get(CHUNKS)
+    current = (table_versions(store) or {}).get(CHUNKS)
     if pinned is not None and current != pinned:
         raise ImageError(
             f"the vector index is at version {current}, but the release pinned version {pinned}",
@@ -253,11 +254,11 @@ def stage_context(
     if not dockerfile.is_file():
         raise ImageError("Dockerfile not found", where=f"image.dockerfile={image.dockerfile}")
     store = settings.paths.store_uri
-    if not (store / "chunks.lance").is_dir():
+    if not (store / f"{CHUNKS}.lance").is_dir():
         raise ImageError(
             "there is no vector index to put into the image",
             where=store,
-            hint="run `docs-assistant index` (or `nox -s index`) first",
+            hint=record_hint(CHUNKS),
         )
     if release is not None:
         _check_pinned_index(store, release)

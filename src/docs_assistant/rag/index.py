@@ -17,13 +17,12 @@ import pyarrow as pa
 
 from docs_assistant.config import Settings
 from docs_assistant.data.corpus import Document
-from docs_assistant.data.store import DOCUMENTS, FeatureStore
+from docs_assistant.data.store import CHUNKS, DOCUMENTS, FeatureStore
 from docs_assistant.errors import StoreError
 from docs_assistant.io import sha256_text
 from docs_assistant.reports import markdown_table, write_report
 
 STAGE = "index"
-CHUNKS = "chunks"
 Progress = Callable[[int, int], None]
 
 

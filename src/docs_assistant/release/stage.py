@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from docs_assistant.config import Settings
+from docs_assistant.data.store import CHUNKS, record_hint
 from docs_assistant.errors import ReleaseError
 from docs_assistant.io import atomic_write_json
 from docs_assistant.lineage import git_sha, table_versions
@@ -27,7 +28,6 @@ from docs_assistant.reports import markdown_table, write_report
 
 Progress = Callable[[str], None]
 EVAL_STAGE = "eval_prompts"  # docs_assistant.evals.report.STAGE, without importing the eval runner
-INDEX_TABLE = "chunks"  # docs_assistant.rag.index.CHUNKS, without importing llama-index
 GATE_SETTING = "release.require_eval_gate=false (env DOCS_ASSISTANT_RELEASE__REQUIRE_EVAL_GATE=false)"
 SHOWN_PATHS = 20
 
@@ -94,11 +94,11 @@ def data_snapshot(settings: Settings) -> dict[str, Any]:
     """The feature store's table versions; refuses a store without the vector index the image will carry."""
     store = settings.paths.store_uri
     tables = table_versions(store) or {}
-    if INDEX_TABLE not in tables:
+    if CHUNKS not in tables:
         raise ReleaseError(
-            f"nothing to snapshot: the feature store has no {INDEX_TABLE!r} table (the vector index)",
+            f"nothing to snapshot: the feature store has no {CHUNKS!r} table (the vector index)",
             where=store,
-            hint="run `nox -s index` (it validates and ingests data/ first), then release",
+            hint=record_hint(CHUNKS) + ", then release",
         )
     return {"store": str(store), "table_versions": tables}
 

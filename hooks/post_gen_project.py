@@ -8,13 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-INCLUDE_FINETUNING = "{{ cookiecutter.include_finetuning }}" == "yes"
-DEPLOY_TARGET = "{{ cookiecutter.deploy_target }}"
-BASE_MODEL = "{{ cookiecutter.base_model }}"
-BASE_MODEL_REVISION = "{{ cookiecutter.base_model_revision }}"
-EMBEDDING_MODEL = "{{ cookiecutter.embedding_model }}"
-AUTHOR = ("{{ cookiecutter.author_name }}", "{{ cookiecutter.author_email }}")
-PACKAGE = "{{ cookiecutter.package_name }}"
+INCLUDE_FINETUNING = "{{ cookiecutter.include_finetuning | quoted }}" == "yes"
+DEPLOY_TARGET = "{{ cookiecutter.deploy_target | quoted }}"
+BASE_MODEL = "{{ cookiecutter.base_model | quoted }}"
+BASE_MODEL_REVISION = "{{ cookiecutter.base_model_revision | quoted }}"
+EMBEDDING_MODEL = "{{ cookiecutter.embedding_model | quoted }}"
+AUTHOR = ("{{ cookiecutter.author_name | quoted }}", "{{ cookiecutter.author_email | quoted }}")
+PACKAGE = "{{ cookiecutter.package_name | quoted }}"
 CONFIG_FILE = "{{ cookiecutter.project_slug }}.toml"
 
 FINETUNING_PATHS = (
@@ -45,15 +45,20 @@ def drop_kubernetes(root: Path) -> None:
         remove(root, KUBERNETES_PATHS)
 
 
+def toml_string(value: str) -> str:
+    """A TOML basic string: the answer as data, whatever quotes or backslashes it holds."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def write_model_config(root: Path) -> None:
     """Only answers that differ from the embedded defaults go into the project's config file."""
     lines = []
     if BASE_MODEL != "tiny-random-llama":
-        lines += ["[model]", f'name = "{BASE_MODEL}"']
+        lines += ["[model]", f"name = {toml_string(BASE_MODEL)}"]
         if BASE_MODEL_REVISION:
-            lines.append(f'revision = "{BASE_MODEL_REVISION}"')
+            lines.append(f"revision = {toml_string(BASE_MODEL_REVISION)}")
     if EMBEDDING_MODEL != "all-MiniLM-L6-v2":
-        lines += ["", "[embedding]", f'model = "{EMBEDDING_MODEL}"']
+        lines += ["", "[embedding]", f"model = {toml_string(EMBEDDING_MODEL)}"]
     if lines:
         (root / CONFIG_FILE).write_text("\n".join(lines).lstrip() + "\n", encoding="utf-8")
 
@@ -75,13 +80,38 @@ def format_code(root: Path) -> None:
 
 
 def git_init(root: Path) -> None:
+    """One first commit holding everything; a failing git (a signer that cannot sign) never loses the project."""
     git = shutil.which("git")
     if git is None:
         print("post_gen: git not found; run `git init` yourself", file=sys.stderr)
         return
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([git, *args], cwd=root, capture_output=True, text=True, check=False)
+
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"]):
+        if (done := run(*args)).returncode != 0:
+            print(f"post_gen: `git {args[0]}` failed ({last_line(done)}); commit the project yourself", file=sys.stderr)
+            return
     identity = ["-c", f"user.name={AUTHOR[0]}", "-c", f"user.email={AUTHOR[1]}"]
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"], [*identity, "commit", "-q", "-m", "Initial commit"]):
-        subprocess.run([git, *args], cwd=root, check=True)
+    commit = ["commit", "-q", "-m", "Initial commit"]
+    if (signed := run(*identity, *commit)).returncode == 0:
+        return
+    if run(*identity, "-c", "commit.gpgsign=false", *commit).returncode == 0:
+        print(
+            f"post_gen: the initial commit could not be signed ({last_line(signed)}); it was committed unsigned: "
+            "`git commit --amend -S --no-edit` signs it once your signer works",
+            file=sys.stderr,
+        )
+        return
+    print(
+        f"post_gen: the initial commit failed ({last_line(signed)}); the files are staged: commit them", file=sys.stderr
+    )
+
+
+def last_line(done: subprocess.CompletedProcess[str]) -> str:
+    lines = (done.stderr or done.stdout).strip().splitlines()
+    return lines[-1] if lines else f"exit {done.returncode}"
 
 
 def main() -> int:

@@ -7,18 +7,22 @@ import re
 import sys
 
 ANSWERS = {
-    "project_name": "{{ cookiecutter.project_name }}",
-    "project_slug": "{{ cookiecutter.project_slug }}",
-    "package_name": "{{ cookiecutter.package_name }}",
-    "author_email": "{{ cookiecutter.author_email }}",
-    "github_owner": "{{ cookiecutter.github_owner }}",
-    "workflows_repo": "{{ cookiecutter.workflows_repo }}",
-    "workflows_ref": "{{ cookiecutter.workflows_ref }}",
-    "container_registry": "{{ cookiecutter.container_registry }}",
-    "base_model": "{{ cookiecutter.base_model }}",
-    "base_model_revision": "{{ cookiecutter.base_model_revision }}",
+    "project_name": "{{ cookiecutter.project_name | quoted }}",
+    "project_slug": "{{ cookiecutter.project_slug | quoted }}",
+    "package_name": "{{ cookiecutter.package_name | quoted }}",
+    "author_email": "{{ cookiecutter.author_email | quoted }}",
+    "github_owner": "{{ cookiecutter.github_owner | quoted }}",
+    "workflows_repo": "{{ cookiecutter.workflows_repo | quoted }}",
+    "workflows_ref": "{{ cookiecutter.workflows_ref | quoted }}",
+    "container_registry": "{{ cookiecutter.container_registry | quoted }}",
+    "base_model": "{{ cookiecutter.base_model | quoted }}",
+    "base_model_revision": "{{ cookiecutter.base_model_revision | quoted }}",
 }
 
+#: import names of the locked dependencies: pre_prompt fills this in from uv.lock in cookiecutter's copy
+LOCKED_NAMES: frozenset[str] = frozenset()
+#: the longest derived name, a Docker secret `<slug>-staging-api-keys`, may have 64 characters
+LONGEST_SUFFIX, NAME_LIMIT = "-staging-api-keys", 64
 SLUG = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 OWNER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
 REPO = re.compile(r"^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$")
@@ -32,11 +36,16 @@ def problems(a: dict[str, str]) -> list[str]:
     found = []
     if not a["project_name"].strip():
         found.append("project_name: must not be empty")
-    if not SLUG.match(a["project_slug"]):
-        found.append(f"project_slug {a['project_slug']!r}: use lowercase letters, digits and single '-'")
-    pkg = a["package_name"]
-    if not pkg.isidentifier() or keyword.iskeyword(pkg) or pkg != pkg.lower():
-        found.append(f"package_name {pkg!r}: must be a lowercase Python identifier (e.g. 'zeta_bot')")
+    slug = a["project_slug"]
+    if not SLUG.match(slug):
+        found.append(f"project_slug {slug!r}: use lowercase letters, digits and single '-'")
+    elif len(slug) + len(LONGEST_SUFFIX) > NAME_LIMIT:
+        most = NAME_LIMIT - len(LONGEST_SUFFIX)
+        found.append(
+            f"project_slug {slug!r}: {len(slug)} characters, at most {most} "
+            f"(the Docker secret '{slug}{LONGEST_SUFFIX}' may have {NAME_LIMIT})"
+        )
+    found += package_problems(a["package_name"])
     if not EMAIL.match(a["author_email"]):
         found.append(f"author_email {a['author_email']!r}: not an email address")
     if not OWNER.match(a["github_owner"]):
@@ -53,6 +62,19 @@ def problems(a: dict[str, str]) -> list[str]:
     if hub_model and not a["base_model_revision"]:
         found.append(f"base_model_revision: pin {a['base_model']!r} to a commit hash (reproducible releases)")
     return found
+
+
+def package_problems(pkg: str) -> list[str]:
+    """An import name that works: ASCII, lowercase, not a keyword, shadowing neither the stdlib nor a dependency."""
+    if not pkg.isascii() or not pkg.isidentifier() or keyword.iskeyword(pkg) or pkg != pkg.lower():
+        return [f"package_name {pkg!r}: must be a lowercase ASCII Python identifier (e.g. 'zeta_bot')"]
+    if pkg == "tests":
+        return [f"package_name {pkg!r}: clashes with the project's tests/ directory; pick another (e.g. 'zeta_bot')"]
+    if pkg in sys.stdlib_module_names or pkg == "test":  # the stdlib's `test` package is left out of that list
+        return [f"package_name {pkg!r}: shadows the standard library module {pkg!r}; pick another (e.g. '{pkg}_bot')"]
+    if pkg in LOCKED_NAMES:
+        return [f"package_name {pkg!r}: shadows the dependency {pkg!r} in uv.lock; pick another (e.g. '{pkg}_bot')"]
+    return []
 
 
 def main() -> int:

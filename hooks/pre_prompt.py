@@ -35,6 +35,8 @@ NAMES = (
     ("docs_assistant", "{{ cookiecutter.package_name }}"),
     ("DOCS_ASSISTANT", "{{ cookiecutter.package_name.upper() }}"),
 )
+#: answers typed as free text: escaped (`| quoted`, hooks/answer_filters.py) everywhere but in Markdown
+FREE_TEXT = ("project_name", "author_name", "author_email", "description")
 DESCRIPTION = re.compile(r'^description = ".*"$', re.MULTILINE)
 # a mark with the braces around it: `{"a": {}}` ends in `{}}`, and escaping only its `}}` would leave a `{`
 # right before the inserted `{{`, which Jinja then reads as `{{{`
@@ -59,6 +61,9 @@ def templatize(text: str, relpath: str) -> str:
         text = PYTHON_VERSION.sub(r'\1"{{ cookiecutter.python_version }}"', text)
     for literal, variable in NAMES:
         text = text.replace(literal, variable)
+    if not relpath.endswith(".md"):  # inside string literals of Python, TOML, JSON or YAML: escaped there
+        for name in FREE_TEXT:
+            text = text.replace(f"{{{{ cookiecutter.{name} }}}}", f"{{{{ cookiecutter.{name} | quoted }}}}")
     return text
 
 
@@ -104,7 +109,30 @@ def build_template(root: Path) -> int:
     return count
 
 
+#: the line of hooks/pre_gen_project.py that `record_locked_names` fills in
+LOCKED_NAMES_LINE = "LOCKED_NAMES: frozenset[str] = frozenset()"
+LOCK_PACKAGE = re.compile(r'^\[\[package\]\]\nname = "([^"]+)"', re.MULTILINE)
+
+
+def locked_import_names(lock_text: str) -> list[str]:
+    """The locked distributions as import names (`typing-extensions` -> `typing_extensions`), this project's own aside."""
+    own = {literal for literal, _ in NAMES if literal.isidentifier()}
+    names = {name.lower().replace("-", "_").replace(".", "_") for name in LOCK_PACKAGE.findall(lock_text)}
+    return sorted(names - own)
+
+
+def record_locked_names(root: Path) -> None:
+    """Let pre_gen_project refuse a package name that would shadow a dependency (it cannot read uv.lock itself)."""
+    lock, hook = root / "uv.lock", root / "hooks" / "pre_gen_project.py"
+    if not lock.is_file() or not hook.is_file():
+        return
+    names = locked_import_names(lock.read_text(encoding="utf-8"))
+    filled = f"LOCKED_NAMES: frozenset[str] = frozenset({tuple(names)!r})"
+    hook.write_text(hook.read_text(encoding="utf-8").replace(LOCKED_NAMES_LINE, filled, 1), encoding="utf-8")
+
+
 def main() -> int:
+    record_locked_names(Path.cwd())
     count = build_template(Path.cwd())
     print(f"pre_prompt: template built from the working tree ({count} files)", file=sys.stderr)
     return 0

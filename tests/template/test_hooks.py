@@ -29,7 +29,8 @@ def test_names_become_variables(pre_prompt) -> None:
     out = pre_prompt.templatize("import docs_assistant  # Docs Assistant, docs-assistant, DOCS_ASSISTANT_X", "a.py")
     assert "docs" not in out.lower().replace("cookiecutter", "")
     assert "{{ cookiecutter.package_name }}" in out
-    assert "{{ cookiecutter.project_name }}" in out
+    assert "{{ cookiecutter.project_name | quoted }}" in out  # free text inside Python: escaped
+    assert "{{ cookiecutter.project_name }}" in pre_prompt.templatize("# Docs Assistant", "README.md")  # as typed
     assert "{{ cookiecutter.project_slug }}" in out
     assert "{{ cookiecutter.package_name.upper() }}_X" in out
 
@@ -73,8 +74,10 @@ def test_good_answers_pass(pre_gen) -> None:
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("package_name", "zeta-bot", "must be a lowercase Python identifier"),
-        ("package_name", "class", "must be a lowercase Python identifier"),
+        ("package_name", "zeta-bot", "must be a lowercase ASCII Python identifier"),
+        ("package_name", "class", "must be a lowercase ASCII Python identifier"),
+        ("package_name", "tests", "clashes with the project's tests/ directory"),
+        ("project_slug", "z" * 48, "at most 47"),
         ("project_slug", "Zeta Bot", "project_slug"),
         ("workflows_repo", "no-slash", "expected OWNER/REPO"),
         ("container_registry", "GHCR.IO/Upper", "container_registry"),

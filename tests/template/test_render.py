@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -127,23 +128,123 @@ def test_option_matrix(
     assert status.stdout == ""  # the first commit holds everything
 
 
-def test_cli_renders_and_rejects_bad_answers(template_repo: Path, tmp_path: Path) -> None:
-    cli = [sys.executable, "-m", "cookiecutter", "--no-input", str(template_repo)]
-    ok = subprocess.run(
-        [*cli, "-o", str(tmp_path / "ok"), "project_name=Zeta Bot", "workflows_repo=acme/llmops-template"],
-        capture_output=True,
-        text=True,
-        check=False,
+def cookiecutter_cli(template_repo: Path, output: Path, *answers: str, **env: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "cookiecutter", "--no-input", str(template_repo), "-o", str(output), *answers]
+    return subprocess.run(command, capture_output=True, text=True, check=False, env=os.environ | env)
+
+
+def test_cli_renders(template_repo: Path, tmp_path: Path) -> None:
+    ok = cookiecutter_cli(
+        template_repo, tmp_path / "ok", "project_name=Zeta Bot", "workflows_repo=acme/llmops-template"
     )
     assert ok.returncode == 0, ok.stderr
     assert (tmp_path / "ok" / "zeta-bot" / "src" / "zeta_bot").is_dir()
 
-    bad = subprocess.run(
-        [*cli, "-o", str(tmp_path / "bad"), "project_name=Zeta Bot", "package_name=zeta-bot"],
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        ("package_name=zeta-bot", "package_name 'zeta-bot': must be a lowercase ASCII Python identifier"),
+        ("package_name=zéta_bot", "package_name 'zéta_bot': must be a lowercase ASCII Python identifier"),
+        ("package_name=json", "package_name 'json': shadows the standard library module 'json'"),
+        ("package_name=test", "package_name 'test': shadows the standard library module 'test'"),
+        ("package_name=typer", "package_name 'typer': shadows the dependency 'typer' in uv.lock"),
+        (
+            f"project_slug={'z' * 48}",
+            f"project_slug '{'z' * 48}': 48 characters, at most 47 (the Docker secret '{'z' * 48}-staging-api-keys'",
+        ),
+    ],
+    ids=lambda v: v.split("=")[0] + "=" + v.split("=")[1][:10] if "=" in v else None,
+)
+def test_an_answer_that_cannot_work_is_refused_in_one_line_and_nothing_is_written(
+    template_repo: Path, tmp_path: Path, answer: str, message: str
+) -> None:
+    bad = cookiecutter_cli(template_repo, tmp_path, "project_name=Zeta Bot", answer)
+    assert bad.returncode != 0
+    ours = [line for line in bad.stderr.splitlines() if line.startswith("error: ")]
+    assert len(ours) == 1, bad.stderr  # (cookiecutter itself then logs its hook exception)
+    assert message in ours[0]
+    assert list(tmp_path.iterdir()) == [], "a refused answer leaves nothing on disk"
+
+
+def test_a_signer_that_fails_does_not_lose_the_project(template_repo: Path, tmp_path: Path) -> None:
+    config = tmp_path / "gitconfig"
+    config.write_text("[commit]\n\tgpgsign = true\n[gpg]\n\tprogram = false\n", encoding="utf-8")
+    done = cookiecutter_cli(template_repo, tmp_path / "out", "project_name=Zeta Bot", GIT_CONFIG_GLOBAL=str(config))
+    assert done.returncode == 0, done.stderr
+    assert "the initial commit could not be signed" in done.stderr
+    assert "committed unsigned" in done.stderr
+    project = tmp_path / "out" / "zeta-bot"
+    log = subprocess.run(["git", "log", "--format=%s"], cwd=project, capture_output=True, text=True, check=True)
+    assert log.stdout.strip() == "Initial commit"
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=project, capture_output=True, text=True, check=True)
+    assert status.stdout == ""
+
+
+def parse_every_file(project: Path) -> None:
+    """Each Python, TOML, JSON(L) and YAML file of the project still parses: no answer broke its syntax."""
+    import json
+    import tomllib
+
+    for path in project.rglob("*"):
+        if not path.is_file() or ".git" in path.relative_to(project).parts:
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        where = path.relative_to(project)
+        if path.suffix == ".py":
+            compile(text, str(where), "exec")
+        elif path.suffix == ".toml":
+            tomllib.loads(text)
+        elif path.suffix == ".json":
+            json.loads(text)
+        elif path.suffix == ".jsonl":
+            [json.loads(line) for line in text.splitlines() if line.strip()]
+        elif path.suffix in (".yml", ".yaml"):
+            list(yaml.safe_load_all(text))
+
+
+QUOTED = {"project_name": 'Say "Hi" Bot', "author_name": 'Jane "JJ" Doe', "description": 'The "best" bot'}
+
+
+@pytest.mark.parametrize("answers", [QUOTED, {"project_name": "Back\\slash Bot"}], ids=["quotes", "backslash"])
+def test_answers_are_data_quotes_and_backslashes_render_into_valid_files(
+    template_repo: Path, tmp_path: Path, answers: dict[str, str]
+) -> None:
+    import json
+    import tomllib
+
+    project = render(template_repo, tmp_path, **answers)
+    name = answers["project_name"]
+    package = project.name.replace("-", "_")
+    assert project.name == ("say-hi-bot" if '"' in name else "back-slash-bot")  # slugify drops the punctuation
+    parse_every_file(project)
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert pyproject["description"] == answers.get("description", pyproject["description"])
+    assert pyproject["authors"][0]["name"] == answers.get("author_name", "Your Name")
+    prompt = tomllib.loads((project / "prompts" / "rag-answer.v1.toml").read_text(encoding="utf-8"))["template"]
+    assert prompt.startswith(f"You are the {name}. ")
+    safety = (project / "evals" / "datasets" / "safety.jsonl").read_text(encoding="utf-8").splitlines()
+    assert f"You are the {name}" in json.loads(safety[10])["success_markers"]  # the marker matches the prompt
+    shown = subprocess.run(
+        [sys.executable, "-c", f"from {package}.cli import app; app(['--help'])"],
+        cwd=project,
+        env=os.environ | {"PYTHONPATH": str(project / "src")},
         capture_output=True,
         text=True,
         check=False,
     )
-    assert bad.returncode != 0
-    assert "package_name 'zeta-bot': must be a lowercase Python identifier" in bad.stderr
-    assert not (tmp_path / "bad" / "zeta-bot").exists()
+    assert f"{name}: a RAG service" in " ".join(shown.stdout.split()), shown.stderr[-2000:]
+    lint = lint_command(project)
+    for command in (["check", "--no-cache", "."], ["format", "--check", "--no-cache", "."]):
+        linted = subprocess.run([*lint, *command], cwd=project, capture_output=True, text=True, check=False)
+        assert linted.returncode == 0, linted.stdout[-3000:] + linted.stderr[-2000:]
+
+
+def lint_command(project: Path) -> list[str]:
+    """The project's locked ruff, run as post_gen_project runs it (uv tool run ruff@VERSION)."""
+    lock = (project / "uv.lock").read_text(encoding="utf-8")
+    match = re.search(r'name = "ruff"\nversion = "([^"]+)"', lock)
+    uv = shutil.which("uv")
+    assert uv, "uv must be on PATH (./noxw puts it there)"
+    assert match, "uv.lock pins ruff"
+    return [uv, "tool", "run", f"ruff@{match.group(1)}"]

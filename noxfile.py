@@ -25,6 +25,8 @@ OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_T
 
 #: the one environment every stage session shares (they need the same packages): synced once, not per session
 STAGES_ENV = Path(".nox/stages")
+#: fine-tuning is optional: a project rendered with `include_finetuning=no` has no train/ package
+FINETUNING = (Path(__file__).parent / "src" / "docs_assistant" / "train").is_dir()
 #: what the stage sessions install on top of the project: the image tools and the load-test gate's locust
 STAGE_GROUPS = ("release", "loadtest")
 
@@ -83,10 +85,12 @@ def eval_prompts(session: nox.Session) -> None:
     stage(session, "eval", *session.posargs)
 
 
-@nox.session(venv_backend="none", default=False)
-def finetune(session: nox.Session) -> None:
-    """LoRA fine-tune, evaluate against base and champion, register in MLflow (`-- --overrides '{"max_steps": 5}'`)."""
-    stage(session, "finetune", *session.posargs)
+if FINETUNING:
+
+    @nox.session(venv_backend="none", default=False)
+    def finetune(session: nox.Session) -> None:
+        """LoRA fine-tune, evaluate against base and champion, register in MLflow (`-- --overrides '{"max_steps": 5}'`)."""
+        stage(session, "finetune", *session.posargs)
 
 
 @nox.session(venv_backend="none", default=False)
@@ -106,7 +110,7 @@ PIPELINE: dict[str, tuple[str, ...]] = {
     "validate_data": ("validate",),
     "index": ("index",),
     "eval_prompts": ("eval",),
-    "finetune": ("finetune",),
+    **({"finetune": ("finetune",)} if FINETUNING else {}),
     "release": ("release", "--dry-run"),  # a pipeline previews: it never commits or tags; `nox -s release` does
     "build_image": ("image", "build"),
     "deploy": ("deploy", "dev", "--promote"),
@@ -127,17 +131,15 @@ def pipeline_until(session: nox.Session) -> str:
 def pipeline(session: nox.Session) -> None:
     """Every stage in order, up to the first failure (`-- --until finetune` stops there), then sample answers."""
     until = pipeline_until(session)
-    for name, args in PIPELINE.items():
+    names = list(PIPELINE)
+    for name in names[: names.index(until) + 1]:
         session.log(f"pipeline: {name}")
-        stage(session, *args, env=local_api_key() if name == "deploy" else None)
-        if name == until:
-            break
-    else:  # the whole chain ran: show what the deployed build answers with
-        stage(session, "retrieval-eval")
-        stage(session, "ask", "--sample", os.environ.get("SAMPLE_QUESTIONS", "3"))
+        stage(session, *PIPELINE[name], env=local_api_key() if name == "deploy" else None)
+    if until != names[-1]:
+        session.log(f"pipeline: stopped after {until} (--until); not run: {', '.join(names[names.index(until) + 1 :])}")
         return
-    later = list(PIPELINE)[list(PIPELINE).index(until) + 1 :]
-    session.log(f"pipeline: stopped after {until} (--until); not run: {', '.join(later)}")
+    stage(session, "retrieval-eval")  # the whole chain ran: show what the deployed build answers with
+    stage(session, "ask", "--sample", os.environ.get("SAMPLE_QUESTIONS", "3"))
 
 
 def local_api_key() -> dict[str, str]:

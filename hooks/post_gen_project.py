@@ -17,9 +17,15 @@ AUTHOR = ("{{ cookiecutter.author_name | quoted }}", "{{ cookiecutter.author_ema
 PACKAGE = "{{ cookiecutter.package_name | quoted }}"
 CONFIG_FILE = "{{ cookiecutter.project_slug }}.toml"
 
+#: training only: serving and evals keep the registry (they load the champion through it when one exists)
 FINETUNING_PATHS = (
     f"src/{PACKAGE}/train",
-    f"src/{PACKAGE}/registry",
+    "tests/unit/test_train.py",
+    "tests/integration/test_finetune.py",
+    "tests/integration/test_train_data.py",
+    "tests/integration/test_retrain_due.py",
+    "benchmarks/bench_finetune.py",
+    "benchmarks/gpu_finetune.py",
     "deploy/accelerate",
     ".github/workflows/train.yml",
 )
@@ -36,8 +42,12 @@ def remove(root: Path, relpaths: tuple[str, ...]) -> None:
 
 
 def drop_finetuning(root: Path) -> None:
-    if not INCLUDE_FINETUNING:
-        remove(root, FINETUNING_PATHS)
+    """Training goes; the noxfile sees no train/ package, the release pins no adapter, CD trains nothing."""
+    if INCLUDE_FINETUNING:
+        return
+    remove(root, FINETUNING_PATHS)
+    cd = root / ".github" / "workflows" / "cd.yml"
+    cd.write_text(cd.read_text(encoding="utf-8").replace(" eval_prompts finetune", " eval_prompts"), encoding="utf-8")
 
 
 def drop_kubernetes(root: Path) -> None:
@@ -59,6 +69,8 @@ def write_model_config(root: Path) -> None:
             lines.append(f"revision = {toml_string(BASE_MODEL_REVISION)}")
     if EMBEDDING_MODEL != "all-MiniLM-L6-v2":
         lines += ["", "[embedding]", f"model = {toml_string(EMBEDDING_MODEL)}"]
+    if not INCLUDE_FINETUNING:  # no registry alias to ship: the image serves the base model
+        lines += ["", "[image]", 'adapter_alias = ""']
     if lines:
         (root / CONFIG_FILE).write_text("\n".join(lines).lstrip() + "\n", encoding="utf-8")
 

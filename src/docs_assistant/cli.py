@@ -6,6 +6,7 @@ a failed gate exits with status 1.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from collections.abc import Callable
@@ -255,7 +256,11 @@ def eval_(
         raise typer.Exit(1)
 
 
-@app.command()
+#: fine-tuning is optional: a project rendered with `include_finetuning=no` has no `train` subpackage, and
+#: then has no `finetune` or `registry retrain-due` command (serving and evals still use the registry)
+FINETUNING = importlib.util.find_spec("docs_assistant.train") is not None
+
+
 @friendly_errors
 def finetune(
     overrides: Annotated[
@@ -492,7 +497,6 @@ def registry_fetch(
     typer.echo(f"{registry.name} v{info.version} -> {path} (adapter hash {info.adapter_hash}, verified)")
 
 
-@registry_app.command("retrain-due")
 @friendly_errors
 def retrain_due() -> None:
     """Print whether enough new usable feedback arrived since the champion's training (JSON; `due=` to $GITHUB_OUTPUT)."""
@@ -505,6 +509,11 @@ def retrain_due() -> None:
     if os.environ.get("GITHUB_OUTPUT"):
         with open(os.environ["GITHUB_OUTPUT"], "a", encoding="utf-8") as out:
             out.write(f"due={str(result['due']).lower()}\n")
+
+
+if FINETUNING:
+    app.command()(finetune)
+    registry_app.command("retrain-due")(retrain_due)
 
 
 env_app = typer.Typer(

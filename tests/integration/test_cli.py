@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from docs_assistant.cli import app
+from docs_assistant.cli import FINETUNING, app
 from docs_assistant.data.store import FeatureStore
 from docs_assistant.rag.index import CHUNKS
 
@@ -59,7 +59,7 @@ def test_ask_json_and_stdin(indexed_project) -> None:
     [
         (["index"], "documents", "nox -s validate_data"),
         (["eval", "--suites", "safety"], CHUNKS, "nox -x -s validate_data index"),
-        (["finetune"], CHUNKS, "nox -x -s validate_data index"),
+        *([(["finetune"], CHUNKS, "nox -x -s validate_data index")] if FINETUNING else []),
         (["ask", "Which port does the API use?"], CHUNKS, "nox -x -s validate_data index"),
     ],
     ids=lambda v: v[0] if isinstance(v, list) else None,

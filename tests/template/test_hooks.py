@@ -96,3 +96,30 @@ def test_hub_model_needs_a_pinned_revision(pre_gen) -> None:
     found = pre_gen.problems(answers(base_model="Qwen/Qwen2.5-0.5B-Instruct"))
     assert found
     assert "pin" in found[0]
+
+
+def test_retarget_points_every_setup_call_and_the_defaults_at_the_publishing_repository(tmp_path) -> None:
+    import json
+    import shutil
+
+    from .conftest import REPO
+
+    retarget = load_hook("retarget")
+    shutil.copytree(REPO / ".github", tmp_path / ".github")
+    shutil.copy2(REPO / "cookiecutter.json", tmp_path)
+    old_repo, old_ref = retarget.current_target(tmp_path)
+    setup = f"{old_repo}/.github/actions/setup@{old_ref}"
+    before = sum(p.read_text(encoding="utf-8").count(setup) for p in (tmp_path / ".github" / "workflows").glob("*.yml"))
+    assert before >= 9  # every reusable workflow that runs a nox session
+    for repo, ref in (("acme/llmops-template", "v3"), ("acme/llmops-template", "v4")):  # again, from v3 to v4
+        assert retarget.retarget(tmp_path, repo, ref)
+        workflows = {p.name: p.read_text(encoding="utf-8") for p in (tmp_path / ".github" / "workflows").glob("*.yml")}
+        calls = {name: text.count(f"{repo}/.github/actions/setup@{ref}") for name, text in workflows.items()}
+        assert sum(calls.values()) == before, calls
+        assert not [name for name, text in workflows.items() if old_repo in text], "a workflow still reaches back"
+        answers = json.loads((tmp_path / "cookiecutter.json").read_text(encoding="utf-8"))
+        assert (answers["workflows_repo"], answers["workflows_ref"]) == (repo, ref)
+        assert f"{repo}/*: ref-pin" in (tmp_path / ".github" / "zizmor.yml").read_text(encoding="utf-8")
+    assert old_ref == "v0"
+    with pytest.raises(SystemExit, match="expected OWNER/REPO"):
+        retarget.retarget(tmp_path, "no-slash", "v5")

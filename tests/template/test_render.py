@@ -27,8 +27,14 @@ def test_defaults_render_the_project_itself(template_repo: Path, tmp_path: Path)
     assert not (project / "cookiecutter.json").exists()
 
 
-def test_custom_answers_leave_no_default_name_anywhere(template_repo: Path, tmp_path: Path) -> None:
-    project = render(template_repo, tmp_path, **ZETA)
+@pytest.fixture(scope="module")
+def zeta(template_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The custom answers' project, rendered once for the tests that only read it."""
+    return render(template_repo, tmp_path_factory.mktemp("zeta"), **ZETA)
+
+
+def test_custom_answers_leave_no_default_name_anywhere(zeta: Path) -> None:
+    project = zeta
     assert project.name == "zeta-bot"
     assert (project / "src" / "zeta_bot" / "cli.py").is_file()
     texts = files_of(project)
@@ -44,8 +50,8 @@ def test_custom_answers_leave_no_default_name_anywhere(template_repo: Path, tmp_
     assert 'ENV_PREFIX = "ZETA_BOT_"' in texts["src/zeta_bot/config.py"]
 
 
-def test_the_exact_set_of_files(template_repo: Path, tmp_path: Path) -> None:
-    project = render(template_repo, tmp_path, **ZETA)
+def test_the_exact_set_of_files(template_repo: Path, zeta: Path) -> None:
+    project = zeta
     generated = set(files_of(project))
     source = {
         p.relative_to(template_repo).as_posix().replace("docs_assistant", "zeta_bot")
@@ -66,8 +72,8 @@ def test_the_exact_set_of_files(template_repo: Path, tmp_path: Path) -> None:
     assert generated == source - template_only - reusable - kubernetes
 
 
-def test_workflow_callers_use_the_pinned_template_repository(template_repo: Path, tmp_path: Path) -> None:
-    project = render(template_repo, tmp_path, **ZETA)
+def test_workflow_callers_use_the_pinned_template_repository(zeta: Path) -> None:
+    project = zeta
     workflows = sorted((project / ".github" / "workflows").glob("*.yml"))
     if not workflows:
         pytest.skip("no workflow callers in the tree yet")
@@ -120,7 +126,18 @@ def test_option_matrix(
     assert 'name = "Qwen/Qwen2.5-0.5B-Instruct"' in config
     assert 'revision = "7ae557604adf67be50417f59c2c2f167def9a775"' in config
     finetuning = OPTIONAL_PARTS["finetuning"].replace("docs_assistant", "zeta_bot")
-    assert (project / finetuning).exists() == (include_finetuning == "yes")
+    trains = include_finetuning == "yes"
+    assert (project / finetuning).exists() == trains
+    assert (project / "src" / "zeta_bot" / "registry").is_dir()  # serving and evals load the champion through it
+    assert ('adapter_alias = ""' in config) != trains  # without training the image ships the base model
+    cd = (project / ".github" / "workflows" / "cd.yml").read_text(encoding="utf-8")
+    assert ("upstream-sessions: validate_data index eval_prompts finetune" in cd) == trains
+    nox_exe = shutil.which("nox")
+    assert nox_exe, "nox must be installed in the test environment (dependency group 'test')"
+    listed = subprocess.run([nox_exe, "-l", "-f", str(project / "noxfile.py")], capture_output=True, text=True)
+    assert listed.returncode == 0, listed.stderr
+    assert ("- finetune ->" in listed.stdout) == trains
+    assert "pipeline ->" in listed.stdout
     assert (project / OPTIONAL_PARTS["kubernetes"]).exists() == (deploy_target == "kubernetes")
     log = subprocess.run(["git", "log", "--format=%an <%ae>"], cwd=project, capture_output=True, text=True)
     assert log.stdout.strip() == "Zed Zeta <zed@zeta.example>"

@@ -110,12 +110,14 @@ def run_act(
     scratch: Path | None = None,
     timeout: float = ACT_TIMEOUT,
     extra_args: Sequence[str] = (),
+    default_workflows: bool = True,
 ) -> subprocess.CompletedProcess[str]:
     """Run `workflow` (a path relative to `repo_dir`) for `event`, as GitHub would, on this machine.
 
     Every SHA-pinned action in the workflow, in the reusable workflows and in the setup action is
     replaced by its stand-in; a pin without a stand-in fails here, naming the file to add. Uploaded
-    artifacts land in `scratch/artifacts/<name>/` (scratch defaults to a temporary directory).
+    artifacts land in `scratch/artifacts/<name>/` (scratch defaults to a temporary directory). Without
+    `default_workflows`, `WORKFLOWS_REPO@WORKFLOWS_REF` is not mapped: a call that reaches it fails the run.
     Returns the finished process: stdout holds act's log, stderr is merged into it.
     """
     own = tempfile.TemporaryDirectory(prefix="act-") if scratch is None else None
@@ -123,7 +125,7 @@ def run_act(
     assert scratch is not None
     try:
         published = publish_workflows(scratch / "workflows-repo")
-        local_repos: dict[str, Path] = {f"{WORKFLOWS_REPO}@{WORKFLOWS_REF}": published}
+        local_repos: dict[str, Path] = {f"{WORKFLOWS_REPO}@{WORKFLOWS_REF}": published} if default_workflows else {}
         for repo, sha in sorted(pinned_actions(workflow_files(repo_dir, published))):
             standin = STANDINS / repo
             if not (standin / "action.yml").is_file():

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-INCLUDE_FINETUNING = "{{ cookiecutter.include_finetuning | quoted }}" == "yes"
-DEPLOY_TARGET = "{{ cookiecutter.deploy_target | quoted }}"
-BASE_MODEL = "{{ cookiecutter.base_model | quoted }}"
-BASE_MODEL_REVISION = "{{ cookiecutter.base_model_revision | quoted }}"
-EMBEDDING_MODEL = "{{ cookiecutter.embedding_model | quoted }}"
-AUTHOR = ("{{ cookiecutter.author_name | quoted }}", "{{ cookiecutter.author_email | quoted }}")
-PACKAGE = "{{ cookiecutter.package_name | quoted }}"
-CONFIG_FILE = "{{ cookiecutter.project_slug }}.toml"
+#: every answer, as JSON (see pre_gen_project.py: text arrives as data, whatever quotes it holds)
+ANSWERS = json.loads(r"""{{ cookiecutter | jsonify }}""")
+INCLUDE_FINETUNING = ANSWERS["include_finetuning"] == "yes"
+DEPLOY_TARGET = ANSWERS["deploy_target"]
+BASE_MODEL = ANSWERS["base_model"]
+BASE_MODEL_REVISION = ANSWERS["base_model_revision"]
+EMBEDDING_MODEL = ANSWERS["embedding_model"]
+AUTHOR = (ANSWERS["author_name"], ANSWERS["author_email"])
+PACKAGE = ANSWERS["package_name"]
+#: cruft renders the template again to compute an update; it sets `_commit`, plain cookiecutter does not
+RENDERED_BY_CRUFT = "_commit" in ANSWERS
+CONFIG_FILE = f"{ANSWERS['project_slug']}.toml"
 
 #: training only: serving and evals keep the registry (they load the champion through it when one exists)
 FINETUNING_PATHS = (
@@ -132,7 +137,8 @@ def main() -> int:
     drop_kubernetes(root)
     write_model_config(root)
     format_code(root)
-    git_init(root)
+    if not RENDERED_BY_CRUFT:  # its renders are diffed, not used; after `cruft create`, `git init` yourself
+        git_init(root)
     return 0
 
 

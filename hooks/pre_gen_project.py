@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import keyword
 import re
 import sys
 
-ANSWERS = {
-    "project_name": "{{ cookiecutter.project_name | quoted }}",
-    "project_slug": "{{ cookiecutter.project_slug | quoted }}",
-    "package_name": "{{ cookiecutter.package_name | quoted }}",
-    "author_email": "{{ cookiecutter.author_email | quoted }}",
-    "github_owner": "{{ cookiecutter.github_owner | quoted }}",
-    "workflows_repo": "{{ cookiecutter.workflows_repo | quoted }}",
-    "workflows_ref": "{{ cookiecutter.workflows_ref | quoted }}",
-    "container_registry": "{{ cookiecutter.container_registry | quoted }}",
-    "base_model": "{{ cookiecutter.base_model | quoted }}",
-    "base_model_revision": "{{ cookiecutter.base_model_revision | quoted }}",
-}
+#: every answer, as JSON: cookiecutter renders this file, and JSON carries any text (quotes, backslashes) as
+#: data; a raw triple-quoted string holds it whole, since JSON escapes every double quote
+ANSWERS_JSON = r"""{{ cookiecutter | jsonify }}"""
 
 #: import names of the locked dependencies: pre_prompt fills this in from uv.lock in cookiecutter's copy
 LOCKED_NAMES: frozenset[str] = frozenset()
@@ -78,7 +70,7 @@ def package_problems(pkg: str) -> list[str]:
 
 
 def main() -> int:
-    found = problems(ANSWERS)
+    found = problems(json.loads(ANSWERS_JSON))
     for problem in found:
         print(f"error: {problem}", file=sys.stderr)
     return 1 if found else 0

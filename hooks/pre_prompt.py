@@ -22,6 +22,7 @@ SKIP_NAMES = {
 #: template-repository only: tests of the template itself and the reusable-workflow library
 SKIP_PATHS = {
     "tests/template", "tests/workflows", ".github/actions", ".github/workflows/README.md", "benchmarks/bench_template.py",
+    ".github/workflows/template.yml",
 }  # fmt: skip
 SKIP_SUFFIXES = (".egg-info", ".pyc")
 
@@ -35,8 +36,15 @@ NAMES = (
     ("docs_assistant", "{{ cookiecutter.package_name }}"),
     ("DOCS_ASSISTANT", "{{ cookiecutter.package_name.upper() }}"),
 )
-#: answers typed as free text: escaped (`| quoted`, hooks/answer_filters.py) everywhere but in Markdown
+#: answers typed as free text: escaped everywhere but in Markdown, with Jinja's own `replace` filter (no
+#: local extension, so cruft, which imports none, renders the published template too)
 FREE_TEXT = ("project_name", "author_name", "author_email", "description")
+#: the body of a double-quoted string literal, valid in Python, TOML, JSON and YAML: `\` and `"` escaped
+QUOTED = r' | replace("\\", "\\\\") | replace("\"", "\\\"")'
+#: cookiecutter.json's default description: where the generated README says it, the answer goes
+DEFAULT_DESCRIPTION = "A RAG service over product documentation, with its whole LLMOps life cycle as code."
+#: the generated project's README (this tree's README describes the template, and links files not shipped)
+PROJECT_README = "hooks/project_README.md"
 DESCRIPTION = re.compile(r'^description = ".*"$', re.MULTILINE)
 # a mark with the braces around it: `{"a": {}}` ends in `{}}`, and escaping only its `}}` would leave a `{`
 # right before the inserted `{{`, which Jinja then reads as `{{{`
@@ -52,6 +60,8 @@ def escape_jinja(text: str) -> str:
 
 def templatize(text: str, relpath: str) -> str:
     text = escape_jinja(text)
+    if relpath == "README.md":
+        text = text.replace(DEFAULT_DESCRIPTION, "{{ cookiecutter.description }}")
     if relpath == "pyproject.toml":
         text = DESCRIPTION.sub('description = "{{ cookiecutter.description }}"', text, count=1)
     if relpath.startswith(".github/"):
@@ -63,7 +73,7 @@ def templatize(text: str, relpath: str) -> str:
         text = text.replace(literal, variable)
     if not relpath.endswith(".md"):  # inside string literals of Python, TOML, JSON or YAML: escaped there
         for name in FREE_TEXT:
-            text = text.replace(f"{{{{ cookiecutter.{name} }}}}", f"{{{{ cookiecutter.{name} | quoted }}}}")
+            text = text.replace(f"{{{{ cookiecutter.{name} }}}}", f"{{{{ cookiecutter.{name}{QUOTED} }}}}")
     return text
 
 
@@ -97,6 +107,8 @@ def build_template(root: Path) -> int:
         dest.parent.mkdir(parents=True, exist_ok=True)
         try:
             text = path.read_text(encoding="utf-8")
+            if relpath == "README.md" and (root / PROJECT_README).is_file():
+                text = (root / PROJECT_README).read_text(encoding="utf-8")
         except UnicodeDecodeError:  # binary: copied verbatim (and listed in _copy_without_render)
             shutil.copy2(path, dest)
             count += 1

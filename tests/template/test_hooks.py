@@ -29,7 +29,7 @@ def test_names_become_variables(pre_prompt) -> None:
     out = pre_prompt.templatize("import docs_assistant  # Docs Assistant, docs-assistant, DOCS_ASSISTANT_X", "a.py")
     assert "docs" not in out.lower().replace("cookiecutter", "")
     assert "{{ cookiecutter.package_name }}" in out
-    assert "{{ cookiecutter.project_name | quoted }}" in out  # free text inside Python: escaped
+    assert "{{ cookiecutter.project_name" + pre_prompt.QUOTED + " }}" in out  # free text inside Python: escaped
     assert "{{ cookiecutter.project_name }}" in pre_prompt.templatize("# Docs Assistant", "README.md")  # as typed
     assert "{{ cookiecutter.project_slug }}" in out
     assert "{{ cookiecutter.package_name.upper() }}_X" in out

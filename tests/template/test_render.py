@@ -62,6 +62,7 @@ def test_the_exact_set_of_files(template_repo: Path, zeta: Path) -> None:
         s for s in source if s.startswith(("hooks/", "tests/template/", "tests/workflows/", ".github/actions/"))
     }
     template_only |= {"cookiecutter.json", ".github/workflows/README.md", "benchmarks/bench_template.py"}
+    template_only |= {".github/workflows/template.yml"}  # publishes the rendered template
     reusable = {
         s
         for s in source
@@ -265,3 +266,22 @@ def lint_command(project: Path) -> list[str]:
     assert uv, "uv must be on PATH (./noxw puts it there)"
     assert match, "uv.lock pins ruff"
     return [uv, "tool", "run", f"ruff@{match.group(1)}"]
+
+
+def test_the_generated_readme_is_the_projects_own_and_links_only_what_it_ships(zeta: Path) -> None:
+    import json
+
+    from .conftest import REPO, load_hook
+
+    readme = (zeta / "README.md").read_text(encoding="utf-8")
+    assert readme.startswith("# Zeta Bot\n\nAnswers questions about Zeta.\n")  # the name and the description
+    for command in ("./noxw -s pipeline", "./noxw -s tests", "uvx cruft update --checkout template-v"):
+        assert command in readme, command
+    assert "zeta-bot.toml" in readme
+    assert "acme/llmops-template" in readme  # where its CI's reusable workflows come from
+    assert "cookiecutter" not in readme.lower()  # not the template's README
+    assert len(readme.splitlines()) <= 80
+    for target in re.findall(r"\]\(([^)#]+)", readme):
+        assert target.startswith("http") or (zeta / target).exists(), f"README links {target}, not shipped"
+    default = json.loads((REPO / "cookiecutter.json").read_text(encoding="utf-8"))["description"]
+    assert default == load_hook("pre_prompt").DEFAULT_DESCRIPTION

@@ -44,9 +44,11 @@ def triggers(path: Path) -> dict[str, Any]:
 REUSABLE = [p for p in WORKFLOWS if "workflow_call" in triggers(p)]
 
 #: the only write grants: posting the eval report on a pull request, from a job that runs no checked-out code,
-#: and pushing the release's bump commit and tag (one explicit push; checkout keeps no credentials)
+#: and pushing the release's bump commit and tag, or the rendered template (one explicit push each; checkout
+#: keeps no credentials)
 WRITE_GRANTS = {
     ("release.yml", "release"): {"contents": "write"},
+    ("template.yml", "publish"): {"contents": "write"},  # push the rendered template's branch and tag
     # push to GHCR, and sign + store the build provenance attestation of the pushed digest
     ("image.yml", "image"): {"contents": "read", "packages": "write", "id-token": "write", "attestations": "write"},
     ("cd.yml", "release"): {"contents": "write"},  # callers grant what the called workflow's job needs

@@ -25,6 +25,8 @@ def test_defaults_render_the_project_itself(template_repo: Path, tmp_path: Path)
     assert (project / "src" / "docs_assistant" / "config.py").read_text() == original
     assert not (project / "hooks").exists()
     assert not (project / "cookiecutter.json").exists()
+    authors = (project / "pyproject.toml").read_text(encoding="utf-8")
+    assert 'authors = [{ name = "Your Name", email = "you@example.com" }]' in authors  # a placeholder, not ours
 
 
 @pytest.fixture(scope="module")
@@ -224,7 +226,11 @@ def parse_every_file(project: Path) -> None:
 QUOTED = {"project_name": 'Say "Hi" Bot', "author_name": 'Jane "JJ" Doe', "description": 'The "best" bot'}
 
 
-@pytest.mark.parametrize("answers", [QUOTED, {"project_name": "Back\\slash Bot"}], ids=["quotes", "backslash"])
+@pytest.mark.parametrize(
+    "answers",
+    [QUOTED, {"project_name": "Back\\slash Bot"}, {"project_name": "Zéta Bøt", "author_name": "Zoë Ørsted"}],
+    ids=["quotes", "backslash", "non-ascii"],
+)
 def test_answers_are_data_quotes_and_backslashes_render_into_valid_files(
     template_repo: Path, tmp_path: Path, answers: dict[str, str]
 ) -> None:
@@ -234,7 +240,8 @@ def test_answers_are_data_quotes_and_backslashes_render_into_valid_files(
     project = render(template_repo, tmp_path, **answers)
     name = answers["project_name"]
     package = project.name.replace("-", "_")
-    assert project.name == ("say-hi-bot" if '"' in name else "back-slash-bot")  # slugify drops the punctuation
+    slugs = {"Say": "say-hi-bot", "Back": "back-slash-bot", "Zéta": "zeta-bot"}  # slugify: ASCII, no punctuation
+    assert project.name == slugs[name.split()[0].split("\\")[0]]
     parse_every_file(project)
     pyproject = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     assert pyproject["description"] == answers.get("description", pyproject["description"])

@@ -90,11 +90,12 @@ def test_a_generated_project_takes_the_next_release_keeping_its_local_changes(
     (project / "README.md").write_text("\n".join([lines[0], "", LOCAL_LINE, *lines[1:]]) + "\n", encoding="utf-8")
     git(project, "commit", "-qam", "a local change")
 
-    readme = source / "README.md"  # the template's next release changes a file the project changed too
+    readme = source / "hooks" / "project_README.md"  # the next release changes the generated README too
     readme.write_text(readme.read_text(encoding="utf-8") + f"\n{TEMPLATE_README_LINE}\n", encoding="utf-8")
     noxfile = source / "noxfile.py"
     old = "`nox -s pipeline` runs the stages in order; `nox -l` lists them."
     noxfile.write_text(noxfile.read_text(encoding="utf-8").replace(old, TEMPLATE_NOX_LINE), encoding="utf-8")
+    (source / "deploy" / "NOTES.md").write_text("# Notes\n\nA file new in the second release.\n", encoding="utf-8")
     v2 = release(source, remote, "v2", tmp_path / "runner-v2")
     assert git(remote, "log", "--format=%s", "template").splitlines() == [
         "The rendered template of v2",
@@ -108,8 +109,9 @@ def test_a_generated_project_takes_the_next_release_keeping_its_local_changes(
     assert LOCAL_LINE in text  # kept
     assert TEMPLATE_README_LINE in text  # arrived, in the same file
     assert TEMPLATE_NOX_LINE in (project / "noxfile.py").read_text(encoding="utf-8")
+    assert (project / "deploy" / "NOTES.md").read_text(encoding="utf-8").endswith("new in the second release.\n")
     assert json.loads((project / ".cruft.json").read_text(encoding="utf-8"))["commit"] == v2
     changed = set(git(project, "diff", "--name-only", "HEAD").split())
-    assert changed == {".cruft.json", "README.md", "noxfile.py"}, changed  # nothing else moved
+    assert changed == {".cruft.json", "README.md", "noxfile.py", "deploy/NOTES.md"}, changed  # nothing else moved
     files = [p for p in project.rglob("*") if p.is_file() and ".git" not in p.relative_to(project).parts]
     assert not [p for p in files if "<<<<<<<" in p.read_text(encoding="utf-8", errors="replace")]

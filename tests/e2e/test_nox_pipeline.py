@@ -31,9 +31,7 @@ from ..docker.conftest import (  # noqa: TID252 - the machine's image settings
     shorten_environments,
     skip_or_fail_without_docker,
 )
-
-REPO = Path(__file__).resolve().parents[2]
-IGNORE = shutil.ignore_patterns(".git", ".venv", ".nox", "var", "reports", "__pycache__", "*_cache")
+from ..repo_copy import clean_env, copy_repo  # noqa: TID252 - the one repository-copy helper
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
@@ -50,7 +48,7 @@ def nox(root: Path, sessions: str = "pipeline", *posargs: str) -> subprocess.Com
     uv, nox_exe = shutil.which("uv"), shutil.which("nox")
     assert uv, "uv must be on PATH (./noxw puts it there)"
     assert nox_exe, "nox must be installed in the test environment (dependency group 'test')"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCS_ASSISTANT_", "VIRTUAL_ENV", "UV_PROJECT"))}
+    env = clean_env()
     return subprocess.run(
         [
             nox_exe,
@@ -80,7 +78,7 @@ def test_pipeline_answers_then_a_noop_rerun_reembeds_nothing(tmp_path: Path) -> 
     if engine() is None:
         skip_or_fail_without_docker()
     root = tmp_path / "repo"
-    shutil.copytree(REPO, root, ignore=IGNORE)
+    copy_repo(root)
     tag = shorten_environments(root)
     git_snapshot(root)
     try:

@@ -5,15 +5,13 @@ the chain `nox -x -s validate_data index` before indexing (no session `requires`
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-IGNORE = shutil.ignore_patterns(".git", ".venv", ".nox", "var", "reports", "__pycache__", "*_cache")
+from ..repo_copy import clean_env, copy_repo  # noqa: TID252 - the one repository-copy helper
 
 pytestmark = pytest.mark.e2e
 
@@ -21,7 +19,7 @@ pytestmark = pytest.mark.e2e
 def nox(root: Path, *sessions: str) -> subprocess.CompletedProcess[str]:
     nox_exe = shutil.which("nox")
     assert nox_exe, "nox must be installed in the test environment (dependency group 'test')"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCS_ASSISTANT_", "VIRTUAL_ENV", "UV_PROJECT"))}
+    env = clean_env()
     return subprocess.run(
         [nox_exe, "-x", "-s", *sessions, "--reuse-venv=yes", "--no-color"],
         cwd=root,
@@ -42,7 +40,7 @@ def table_versions(root: Path) -> dict[str, int]:
 
 def test_planted_bad_row_fails_validate_data_and_never_reaches_index(tmp_path: Path) -> None:
     root = tmp_path / "repo"
-    shutil.copytree(REPO, root, ignore=IGNORE)
+    copy_repo(root)
     clean = nox(root, "validate_data")
     assert clean.returncode == 0, clean.stdout[-4000:] + clean.stderr[-4000:]
     before = table_versions(root)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
-import shutil
-import subprocess
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from ..repo_copy import REPO, copy_repo  # noqa: TID252 - the one repository-copy helper
+
 DEFAULT_NAMES = ("Docs Assistant", "docs-assistant", "docs_assistant", "DOCS_ASSISTANT", "docs assistant")
 ZETA = {
     "project_name": "Zeta Bot",
@@ -25,30 +24,9 @@ ZETA = {
 }
 
 
-IGNORED = shutil.ignore_patterns(".git", ".venv", ".nox", "var", "reports", "__pycache__", "*_cache", "*.egg-info")
-
-
-def clean_copy(target: Path) -> Path:
-    """Tracked and untracked-but-not-ignored files only: no .venv, .nox, var/ or reports/.
-
-    Outside a git checkout (an unpacked archive), everything but the usual build and state directories.
-    """
-    listing = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True, check=False
-    )
-    if listing.returncode != 0:
-        return Path(shutil.copytree(REPO, target, ignore=IGNORED))
-    for rel in filter(None, listing.stdout.decode().split("\0")):
-        src = REPO / rel
-        if src.is_file():
-            (target / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, target / rel)
-    return target
-
-
 @pytest.fixture(scope="session")
 def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return clean_copy(tmp_path_factory.mktemp("template") / "docs-assistant-template")
+    return copy_repo(tmp_path_factory.mktemp("template") / "docs-assistant-template")
 
 
 def load_hook(name: str) -> ModuleType:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
+from ..repo_copy import copy_repo  # noqa: TID252 - the one repository-copy helper
 from .conftest import REPO, git_repo, run_act
 
 pytestmark = pytest.mark.workflows
@@ -56,13 +56,10 @@ def test_own_ci_lint_job_passes(tmp_path: Path) -> None:
     assert "Session lint was successful" in result.stdout
 
 
-OWN_TREE = shutil.ignore_patterns(".git", ".venv", ".nox", "var", "reports", "__pycache__", "*_cache")
-
-
 def own_repo(tmp_path: Path, plant: str | None = None) -> Path:
     """A git copy of this repository (its noxfile, data/ and ci.yml), with one bad QA line if asked."""
     staged = tmp_path / "staged"
-    shutil.copytree(REPO, staged, ignore=OWN_TREE)
+    copy_repo(staged)
     if plant:
         with (staged / "data" / "qa" / "train.jsonl").open("a", encoding="utf-8") as fh:
             fh.write(plant + "\n")

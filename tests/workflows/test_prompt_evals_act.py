@@ -9,13 +9,12 @@ project's CI run in tests/template/test_generated_ci.py.)
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from .conftest import REPO, git_repo, run_act
+from ..repo_copy import copy_repo  # noqa: TID252 - the one repository-copy helper
+from .conftest import git_repo, run_act
 
 pytestmark = pytest.mark.workflows
 
@@ -27,13 +26,7 @@ NO_CONTEXT = 'id = "rag-answer"\nversion = "9"\nparameters = ["question"]\ntempl
 def eval_repo(tmp_path: Path, *variants: str) -> Path:
     """This tree's tracked and new files, with sliced datasets, no baseline and `variants` (default: the default prompt)."""
     source = tmp_path / "source"
-    listed = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True, text=True, check=True
-    ).stdout.split("\0")
-    for name in filter(None, listed):
-        if (REPO / name).is_file():
-            (source / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, source / name)
+    copy_repo(source)
     for name, keep in KEEP.items():
         path = source / "evals" / "datasets" / name
         lines = [x for x in path.read_text(encoding="utf-8").splitlines() if json.loads(x)["id"] in keep]

@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from docs_assistant.config import Settings, load_settings
+from docs_assistant.config import Settings, load_settings, with_json_overrides
 from docs_assistant.errors import DocsAssistantError
 
 app = typer.Typer(help="Docs Assistant: a RAG service and its LLMOps pipeline.", no_args_is_help=True)
@@ -80,19 +80,6 @@ def ingest() -> None:
         console.print(f"{name}: version {change['version']}, {change['rows']} rows ({state})")
 
 
-def _with_overrides(settings: Settings, section: str, raw: str, option: str) -> Settings:
-    """A JSON object over one settings section, on top of every other source (a reusable workflow's input)."""
-    from docs_assistant.errors import ConfigError
-
-    try:
-        override = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"not JSON: {exc.msg} at column {exc.colno}", where=option) from None
-    if not isinstance(override, dict):
-        raise ConfigError(f'must be a JSON object such as {{"key": value}} (settings of [{section}])', where=option)
-    return load_settings(**{section: getattr(settings, section).model_dump() | override})
-
-
 @app.command()
 @friendly_errors
 def validate(
@@ -108,7 +95,7 @@ def validate(
 
     settings = _settings()
     if thresholds:
-        settings = _with_overrides(settings, "validation", thresholds, "--thresholds")
+        settings = with_json_overrides(settings, "validation", thresholds, "--thresholds")
     result = run_validation(settings, data_dir)
     summary = summary_of(result)
     total = summary["counts"]["total"]
@@ -272,7 +259,7 @@ def finetune(
 
     settings = _settings()
     if overrides:
-        settings = _with_overrides(settings, "finetune", overrides, "--overrides")
+        settings = with_json_overrides(settings, "finetune", overrides, "--overrides")
     result = run_finetune(settings, progress=lambda msg: console.print(f"finetune: {msg}", highlight=False))
     if result is None:  # a worker process under `accelerate launch`; the main process reports
         return

@@ -9,6 +9,7 @@ Relative paths are resolved against the working directory, so a checkout runs as
 
 from __future__ import annotations
 
+import json
 import os
 from functools import cached_property
 from pathlib import Path
@@ -472,3 +473,17 @@ def load_settings(**overrides: Any) -> Settings:
         if isinstance(exc, ConfigError):
             raise
         raise ConfigError(f"cannot read settings: {exc}", where=config_file()) from None
+
+
+def with_json_overrides(settings: Settings, section: str, raw: str, option: str) -> Settings:
+    """A JSON object over one settings section, on top of every other source (a reusable workflow's input).
+
+    `option` names where the JSON came from (`--overrides`), so a bad value is reported against it.
+    """
+    try:
+        override = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"not JSON: {exc.msg} at column {exc.colno}", where=option) from None
+    if not isinstance(override, dict):
+        raise ConfigError(f'must be a JSON object such as {{"key": value}} (settings of [{section}])', where=option)
+    return load_settings(**{section: getattr(settings, section).model_dump() | override})

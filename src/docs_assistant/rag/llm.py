@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from docs_assistant.config import TINY_MODEL, ModelSettings
+from docs_assistant.config import TINY_MODEL, ModelSettings, Settings
 from docs_assistant.errors import ModelError
 
 SETTING_NAME = "setting 'model.name' (env DOCS_ASSISTANT_MODEL__NAME)"
@@ -196,3 +196,14 @@ def load_llm(settings: ModelSettings, models_dir: Path) -> LLM:
     if settings.backend == "openai":
         return OpenAICompatibleLLM(settings)
     return LocalLLM(settings, models_dir)
+
+
+def load_configured_llm(settings: Settings) -> LLM:
+    """The LLM the settings name, with `model.adapter_alias` resolved (fetched, hash-verified) first.
+
+    The one place the RAG pipeline and the service load their model; the registry (and mlflow) is consulted
+    only when an alias is set.
+    """
+    from docs_assistant.registry.resolve import resolve_model_settings
+
+    return load_llm(resolve_model_settings(settings), settings.paths.models_dir)

@@ -69,10 +69,9 @@ class RagPipeline:
         self.retriever = Retriever(settings, embedder=embedder)
         self.retriever.embedder  # noqa: B018 - load at start-up, not inside the first answer's timings
         if llm is None:
-            from docs_assistant.rag.llm import load_llm
-            from docs_assistant.registry.resolve import resolve_model_settings
+            from docs_assistant.rag.llm import load_configured_llm
 
-            llm = load_llm(resolve_model_settings(settings), settings.paths.models_dir)
+            llm = load_configured_llm(settings)
         self.llm = llm
         self.guardrails = Guardrails(settings.guardrails)
 

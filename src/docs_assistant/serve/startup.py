@@ -99,11 +99,10 @@ class Startup:
 
     def _load_models(self) -> tuple[Any, Any]:
         from docs_assistant.rag.embeddings import load_query_embedder
-        from docs_assistant.rag.llm import load_llm
-        from docs_assistant.registry.resolve import resolve_model_settings
+        from docs_assistant.rag.llm import load_configured_llm
 
         s = self.settings
-        llm = self._llm or load_llm(resolve_model_settings(s), s.paths.models_dir)
+        llm = self._llm or load_configured_llm(s)
         embedder = self._embedder or load_query_embedder(s.embedding)
         self.model_info = llm.info
         return llm, embedder

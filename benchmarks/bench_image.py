@@ -57,7 +57,7 @@ STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
 
 def _engine() -> Any:
     """The Docker client, or a RuntimeError that says why the benchmark cannot run."""
-    from docs_assistant.deploy.image import docker_client
+    from docs_assistant.engine import docker_client
     from docs_assistant.errors import ImageError
 
     try:
@@ -99,8 +99,8 @@ class _StepClock:
 
 def _build(settings: Any, plan: Any, tag: str, *, nocache: bool = False) -> tuple[float, Any, _StepClock]:
     """Seconds of one `image.build` (the timed part), the image it made, and its step timings."""
-    from docs_assistant.deploy.image import WHEELS_PORT, build
     from docs_assistant.errors import ImageError
+    from docs_assistant.release.image import WHEELS_PORT, build
 
     for attempt in range(PORT_BUSY_RETRIES + 1):
         clock = _StepClock()
@@ -199,8 +199,8 @@ def _remove(docker: Any, tags: list[str]) -> list[str]:
 
 def run(repeat: int = DEFAULT_REPEAT) -> BenchResult:
     from docs_assistant.config import load_settings
-    from docs_assistant.deploy.image import stage_context
     from docs_assistant.rag.embeddings import load_embedder
+    from docs_assistant.release.image import stage_context
     from docs_assistant.serve.startup import PHASES
 
     cold_builds = int(os.environ.get("BENCH_IMAGE_COLD_BUILDS", "1"))

@@ -343,7 +343,7 @@ def image_build(
     ] = None,
 ) -> None:
     """Stage the model, adapter and index, build the image with the Docker SDK, and push it."""
-    from docs_assistant.deploy.image import (
+    from docs_assistant.release.image import (
         build_and_push,
         image_sbom,
         record_in_manifest,
@@ -378,7 +378,7 @@ def image_push(
     ] = None,
 ) -> None:
     """Push an image built before (found by its version and git SHA tags) and pull it back by digest."""
-    from docs_assistant.deploy.image import local_image, publish, record_in_manifest, release_version
+    from docs_assistant.release.image import local_image, publish, record_in_manifest, release_version
 
     settings = _settings()
     root = Path.cwd()

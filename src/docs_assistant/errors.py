@@ -80,6 +80,10 @@ class RegistryError(DocsAssistantError):
     """The model registry (MLflow) cannot be reached, lacks a version or alias, or holds a tampered adapter."""
 
 
+class EngineError(DocsAssistantError):
+    """No Docker Engine answers where DOCKER_HOST (or the local socket) points."""
+
+
 class ImageError(DocsAssistantError):
     """The container image cannot be staged, built, pushed or pulled; `where` names the setting, file or registry."""
 

@@ -13,7 +13,10 @@ from typing import Any
 
 import pytest
 
-from docs_assistant.deploy.image import (
+from docs_assistant.errors import ImageError, RegistryError
+from docs_assistant.registry import CHAMPION, ModelRegistry
+from docs_assistant.registry.hashing import adapter_hash
+from docs_assistant.release.image import (
     BuiltImage,
     build,
     build_and_push,
@@ -23,9 +26,6 @@ from docs_assistant.deploy.image import (
     release_version,
     stage_context,
 )
-from docs_assistant.errors import ImageError, RegistryError
-from docs_assistant.registry import CHAMPION, ModelRegistry
-from docs_assistant.registry.hashing import adapter_hash
 from docs_assistant.release.manifest import load_manifest
 from docs_assistant.release.stage import run_release
 

@@ -80,7 +80,7 @@ def env_file(env: Environment, directory: Path = ENVIRONMENTS_DIR) -> Path:
 def client_for(env: Environment) -> Any:
     """A client of `env.docker_host` when the file sets one, else of $DOCKER_HOST or the local engine."""
     if env.docker_host is None:
-        from docs_assistant.deploy.image import docker_client
+        from docs_assistant.engine import docker_client
 
         return docker_client()
     import docker

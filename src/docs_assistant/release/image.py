@@ -26,6 +26,7 @@ from typing import Any
 
 from docs_assistant.config import TINY_MODEL, Settings
 from docs_assistant.data.store import CHUNKS, record_hint
+from docs_assistant.engine import docker_client
 from docs_assistant.errors import ImageError
 from docs_assistant.io import sha256_file
 from docs_assistant.lineage import git_sha
@@ -80,23 +81,6 @@ class BuiltImage:
             "size_bytes": self.size,
             "labels": self.labels,
         }
-
-
-def docker_client() -> Any:
-    """A client for the engine named by DOCKER_HOST (default: the local socket), with a clear error if none runs."""
-    import docker
-    from docker.errors import DockerException
-
-    try:
-        client = docker.from_env(timeout=600)
-        client.ping()
-    except DockerException as err:
-        raise ImageError(
-            f"no Docker Engine reachable: {err}",
-            where="DOCKER_HOST",
-            hint="start dockerd (or Docker Desktop), or point DOCKER_HOST at an engine",
-        ) from err
-    return client
 
 
 def _copy_tree(src: Path, dest: Path) -> None:
@@ -605,7 +589,7 @@ def record_in_manifest(manifest: Path | None, built: BuiltImage, sbom: dict[str,
 
 def image_sbom(settings: Settings, built: BuiltImage, root: Path) -> dict[str, Any]:
     """CycloneDX SBOM of the image's Python packages, next to the release manifest."""
-    from docs_assistant.deploy.sbom import write_sbom
+    from docs_assistant.release.sbom import write_sbom
 
     dest = settings.paths.reports_dir / "release" / "sbom.cdx.json"
     return write_sbom(docker_client(), built.image_id, dest, pyproject=root / "pyproject.toml")

@@ -183,23 +183,12 @@ def retrieval_eval(
     min_hit: Annotated[float, typer.Option(help="fail (exit 1) below this hit@k")] = 0.8,
 ) -> None:
     """Score retrieval on the QA pairs (hit@k, MRR) and gate on hit@k."""
-    from docs_assistant.data.store import FeatureStore
-    from docs_assistant.rag.quality import evaluate_retrieval
-    from docs_assistant.rag.retriever import Retriever
-    from docs_assistant.reports import markdown_table, write_report
+    from docs_assistant.rag.quality import run_retrieval_eval
 
-    settings = _settings()
-    store = FeatureStore(settings.paths.store_uri)
-    quality = evaluate_retrieval(Retriever(settings, store=store), store, split, k)
-    passed = quality.hit_at_k >= min_hit
-    summary = quality.as_dict() | {"stage": "retrieval", "min_hit": min_hit, "passed": passed}
-    table = markdown_table(
-        ["split", "questions", f"hit@{k}", "MRR", "gate"],
-        [(split, quality.questions, f"{quality.hit_at_k:.3f}", f"{quality.mrr:.3f}", f">= {min_hit}")],
-    )
-    write_report(settings.paths.reports_dir, "retrieval", summary, f"## Retrieval quality\n\n{table}\n")
+    gate = run_retrieval_eval(_settings(), split, k, min_hit)
+    quality = gate.quality
     console.print(f"{split}: hit@{k}={quality.hit_at_k:.3f} MRR={quality.mrr:.3f} over {quality.questions} questions")
-    if not passed:
+    if not gate.passed:
         console.print(f"[bold red]gate failed:[/] hit@{k} {quality.hit_at_k:.3f} < {min_hit}")
         raise typer.Exit(1)
 

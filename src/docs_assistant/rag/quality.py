@@ -8,8 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from docs_assistant.config import Settings
 from docs_assistant.data.store import QA, FeatureStore
 from docs_assistant.rag.retriever import Retriever
+from docs_assistant.reports import markdown_table, write_report
+
+STAGE = "retrieval"
 
 
 @dataclass(frozen=True)
@@ -43,3 +47,31 @@ def evaluate_retrieval(retriever: Retriever, store: FeatureStore, split: str = "
             misses.append({"id": row["id"], "question": row["question"], "expected": row["doc_ids"], "got": ranked})
     n = len(rows) or 1
     return RetrievalQuality(split, k, len(rows), hits / n, reciprocal / n, misses)
+
+
+@dataclass(frozen=True)
+class RetrievalGate:
+    """The retrieval-eval stage's verdict: the measured quality against the hit@k floor."""
+
+    quality: RetrievalQuality
+    min_hit: float
+
+    @property
+    def passed(self) -> bool:
+        return self.quality.hit_at_k >= self.min_hit
+
+    def summary(self) -> dict[str, Any]:
+        return self.quality.as_dict() | {"stage": STAGE, "min_hit": self.min_hit, "passed": self.passed}
+
+
+def run_retrieval_eval(settings: Settings, split: str = "eval", k: int = 5, min_hit: float = 0.8) -> RetrievalGate:
+    """Score retrieval on the QA split, gate on hit@k, and write `reports/retrieval/` (summary and table)."""
+    store = FeatureStore(settings.paths.store_uri)
+    gate = RetrievalGate(evaluate_retrieval(Retriever(settings, store=store), store, split, k), min_hit)
+    quality = gate.quality
+    table = markdown_table(
+        ["split", "questions", f"hit@{k}", "MRR", "gate"],
+        [(split, quality.questions, f"{quality.hit_at_k:.3f}", f"{quality.mrr:.3f}", f">= {min_hit}")],
+    )
+    write_report(settings.paths.reports_dir, STAGE, gate.summary(), f"## Retrieval quality\n\n{table}\n")
+    return gate

@@ -45,6 +45,11 @@ def _progress() -> Progress:
     )
 
 
+def _echo(message: str) -> None:
+    """A stage's progress line, as it is: no Rich markup or highlighting applied to paths and logs."""
+    console.print(message, highlight=False, markup=False, soft_wrap=True)
+
+
 def _settings() -> Settings:
     _quiet_libraries()
     return load_settings()
@@ -332,30 +337,9 @@ def image_build(
     ] = None,
 ) -> None:
     """Stage the model, adapter and index, build the image with the Docker SDK, and push it."""
-    from docs_assistant.release.image import (
-        build_and_push,
-        image_sbom,
-        record_in_manifest,
-        release_version,
-        write_image_report,
-    )
-    from docs_assistant.release.manifest import load_manifest
+    from docs_assistant.release.image import run_build_image
 
-    settings = _settings()
-    root = Path.cwd()
-    released, manifest = release_version(settings, root)
-    built, plan = build_and_push(
-        settings,
-        root=root,
-        version=version or released,
-        push_image=bool(settings.image.registry) if push is None else push,
-        release=load_manifest(manifest) if manifest else None,
-        progress=lambda msg: console.print(msg, highlight=False, markup=False, soft_wrap=True),
-    )
-    sbom = image_sbom(settings, built, root)
-    report = write_image_report(settings, built, plan, sbom)
-    if version in (None, released):
-        record_in_manifest(manifest, built, sbom)
+    built, report = run_build_image(_settings(), Path.cwd(), version=version, push_image=push, progress=_echo)
     console.print(f"image: {built.reference or built.tags[0]} ({built.size / 1e6:.0f} MB); report in {report}")
 
 
@@ -367,15 +351,9 @@ def image_push(
     ] = None,
 ) -> None:
     """Push an image built before (found by its version and git SHA tags) and pull it back by digest."""
-    from docs_assistant.release.image import local_image, publish, record_in_manifest, release_version
+    from docs_assistant.release.image import run_push_image
 
-    settings = _settings()
-    root = Path.cwd()
-    released, manifest = release_version(settings, root)
-    built = local_image(settings, root=root, version=version or released)
-    publish(settings, built, progress=lambda msg: console.print(msg, highlight=False, markup=False, soft_wrap=True))
-    if version in (None, released):
-        record_in_manifest(manifest, built)
+    built = run_push_image(_settings(), Path.cwd(), version=version, progress=_echo)
     console.print(f"image: {built.reference}")
 
 

@@ -619,6 +619,48 @@ def write_image_report(
     return write_report(settings.paths.reports_dir, STAGE, summary, markdown)
 
 
+def run_build_image(
+    settings: Settings,
+    root: Path,
+    *,
+    version: str | None = None,
+    push_image: bool | None = None,
+    progress: Progress = print,
+) -> tuple[BuiltImage, Path]:
+    """The build_image stage: build what the release manifest pins, push it (when a registry is set or asked),
+    write its SBOM and report, and record it in the manifest; returns the image and the report's path.
+
+    A `version` other than the release's builds and reports, but leaves the release manifest alone.
+    """
+    from docs_assistant.release.manifest import load_manifest
+
+    released, manifest = release_version(settings, root)
+    built, plan = build_and_push(
+        settings,
+        root=root,
+        version=version or released,
+        push_image=bool(settings.image.registry) if push_image is None else push_image,
+        release=load_manifest(manifest) if manifest else None,
+        progress=progress,
+    )
+    sbom = image_sbom(settings, built, root)
+    report = write_image_report(settings, built, plan, sbom)
+    if version in (None, released):
+        record_in_manifest(manifest, built, sbom)
+    return built, report
+
+
+def run_push_image(
+    settings: Settings, root: Path, *, version: str | None = None, progress: Progress = print
+) -> BuiltImage:
+    """Push an image built before (found by its version and git SHA tags), pull it back by digest, record it."""
+    released, manifest = release_version(settings, root)
+    built = publish(settings, local_image(settings, root=root, version=version or released), progress=progress)
+    if version in (None, released):
+        record_in_manifest(manifest, built)
+    return built
+
+
 __all__ = [
     "BuildPlan",
     "BuiltImage",
@@ -627,5 +669,7 @@ __all__ = [
     "image_tags",
     "pull_by_digest",
     "push",
+    "run_build_image",
+    "run_push_image",
     "stage_context",
 ]

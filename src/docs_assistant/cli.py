@@ -600,11 +600,8 @@ def loadtest(
     warmup_s: Annotated[float | None, typer.Option(help="override the gate's warmup_s")] = None,
 ) -> None:
     """Load-test a deployed service with locust and gate on its environment's SLOs (exit 1 on a breach)."""
-    import re
-
-    from docs_assistant.errors import ConfigError
     from docs_assistant.loadtest.check import objectives, summary_of, write_summary
-    from docs_assistant.loadtest.inputs import load_gate, load_questions
+    from docs_assistant.loadtest.inputs import plan_load_test
 
     settings = _settings()
     overrides = {
@@ -618,34 +615,21 @@ def loadtest(
         "duration_s": duration_s,
         "warmup_s": warmup_s,
     }
-    from docs_assistant.deploy.environments import NAME
-
-    if env is not None and not NAME.fullmatch(env):  # the rule environment files' names follow
-        raise ConfigError(
-            f"not an environment name: {env!r}", where="--env", hint="a lowercase letter, then letters, digits and -"
-        )
-    if gate_file is None and env is not None:
-        from docs_assistant.deploy.environments import ENVIRONMENTS_DIR, load_environment
-
-        load_environment(env, ENVIRONMENTS_DIR)  # the whole file is checked, not only its gate
-        gate_file = ENVIRONMENTS_DIR / f"{env}.toml"
-    gate = load_gate(gate_file, overrides)
-    url = url or f"http://127.0.0.1:{settings.serve.port}"
-    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
-        raise ConfigError(f"not an http(s) base URL: {url!r}", where="--url", hint="e.g. http://127.0.0.1:8000")
-    asked = load_questions(questions or settings.evals.config.parent / "datasets" / "qa.jsonl")
-    if startup_s is not None and startup_s < 0:
-        raise ConfigError(f"must be >= 0, got {startup_s}", where="--startup-s")
-    out_dir = settings.paths.reports_dir / "loadtest" / (env or "")
+    plan = plan_load_test(
+        settings,
+        url=url,
+        gate_file=gate_file,
+        environment=env,
+        startup_s=startup_s,
+        questions=questions,
+        overrides=overrides,
+    )
+    gate, url, out_dir = plan.gate, plan.url, plan.out_dir
 
     from docs_assistant.loadtest.run import run_load_test  # imports locust, which monkey-patches with gevent
 
-    console.print(
-        f"loadtest: {gate.arrival_rate:g} arrivals/s for {gate.duration_s:g} s ({gate.warmup_s:g} s warm-up) "
-        f"against {url}",
-        highlight=False,
-    )
-    measured = run_load_test(url, gate, asked, out_dir, api_key=api_key, startup_s=startup_s)
+    console.print(plan.describe(), highlight=False)
+    measured = run_load_test(url, gate, plan.questions, out_dir, api_key=api_key, startup_s=startup_s)
     summary = summary_of(gate, measured, url=url, environment=env)
     write_summary(settings.paths.reports_dir, summary)
     for objective in objectives(gate, measured):

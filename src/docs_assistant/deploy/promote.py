@@ -77,7 +77,9 @@ def run_gate(
     api_key: str | None = None,
 ) -> dict[str, Any]:
     """`docs-assistant loadtest` against the environment's URL; returns its summary (exit 1 = a breach)."""
-    summary_path = reports_dir / "loadtest" / env.name / "summary.json"
+    from docs_assistant.loadtest.inputs import report_dir
+
+    summary_path = report_dir(reports_dir, env.name) / "summary.json"
     summary_path.unlink(missing_ok=True)  # a summary left by an earlier run must not pass for this one
     command = [sys.executable, "-m", "docs_assistant.cli", "loadtest", "--env", env.name]
     command += ["--gate-file", str(gate_file), "--url", url]

@@ -124,7 +124,9 @@ def markdown_of(summary: dict[str, Any]) -> str:
 
 def write_summary(reports_dir: Path, summary: dict[str, Any]) -> Path:
     """`reports/loadtest/[<env>/]summary.json` and `summary.md`; returns the directory."""
-    stage = f"loadtest/{summary['environment']}" if summary["environment"] else "loadtest"
+    from docs_assistant.loadtest.inputs import report_dir
+
+    stage = report_dir(reports_dir, summary["environment"]).relative_to(reports_dir).as_posix()
     return write_report(reports_dir, stage, summary, markdown_of(summary))
 
 

@@ -5,17 +5,79 @@ Locust-free: the CLI validates its input here before the load test imports locus
 
 from __future__ import annotations
 
+import re
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from docs_assistant.config import Settings
 from docs_assistant.errors import ConfigError, DataError
 from docs_assistant.io import jsonl_objects
 from docs_assistant.loadtest.gate import Gate
 
 GATE_HINT = "see deploy/environments/*.toml for a [gate] table"
+STAGE = "loadtest"
+URL = re.compile(r"https?://[^\s/]+(/\S*)?")
+
+
+def report_dir(reports_dir: Path, environment: str | None) -> Path:
+    """`reports/loadtest/[<env>/]`: where a load test writes its summary and locust's report (one place)."""
+    return reports_dir / STAGE / environment if environment else reports_dir / STAGE
+
+
+@dataclass(frozen=True)
+class LoadTestPlan:
+    """A load test's checked inputs: whom to load, under which gate, with which questions, reported where."""
+
+    url: str
+    gate: Gate
+    questions: list[str]
+    out_dir: Path
+    environment: str | None
+    startup_s: float | None
+
+    def describe(self) -> str:
+        gate = self.gate
+        return (
+            f"loadtest: {gate.arrival_rate:g} arrivals/s for {gate.duration_s:g} s ({gate.warmup_s:g} s warm-up) "
+            f"against {self.url}"
+        )
+
+
+def plan_load_test(
+    settings: Settings,
+    *,
+    url: str | None = None,
+    gate_file: Path | None = None,
+    environment: str | None = None,
+    startup_s: float | None = None,
+    questions: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> LoadTestPlan:
+    """Check every input before locust is imported; an environment's own file supplies the gate by default."""
+    from docs_assistant.deploy.environments import ENVIRONMENTS_DIR, NAME, load_environment
+
+    if environment is not None and not NAME.fullmatch(environment):  # the rule environment files' names follow
+        raise ConfigError(
+            f"not an environment name: {environment!r}",
+            where="--env",
+            hint="a lowercase letter, then letters, digits and -",
+        )
+    if gate_file is None and environment is not None:
+        load_environment(environment, ENVIRONMENTS_DIR)  # the whole file is checked, not only its gate
+        gate_file = ENVIRONMENTS_DIR / f"{environment}.toml"
+    gate = load_gate(gate_file, overrides)
+    url = url or f"http://127.0.0.1:{settings.serve.port}"
+    if not URL.fullmatch(url):
+        raise ConfigError(f"not an http(s) base URL: {url!r}", where="--url", hint="e.g. http://127.0.0.1:8000")
+    asked = load_questions(questions or settings.evals.config.parent / "datasets" / "qa.jsonl")
+    if startup_s is not None and startup_s < 0:
+        raise ConfigError(f"must be >= 0, got {startup_s}", where="--startup-s")
+    out_dir = report_dir(settings.paths.reports_dir, environment)
+    return LoadTestPlan(url, gate, asked, out_dir, environment, startup_s)
 
 
 def load_gate(path: Path | None, overrides: dict[str, Any] | None = None) -> Gate:

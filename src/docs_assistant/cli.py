@@ -646,36 +646,11 @@ def loadtest(
         raise typer.Exit(1)
 
 
-def _deploy_report(result: Any, settings: Settings) -> Path:
-    from docs_assistant.reports import markdown_table, write_report
-
-    summary = result.as_dict()
-    rows = [(key, "" if value is None else value) for key, value in summary.items()]
-    markdown = f"## Deploy to {result.environment}: {result.state}\n\n" + markdown_table(["", ""], rows) + "\n"
-    return write_report(settings.paths.reports_dir / "deploy", result.environment, summary, markdown)
-
-
-def _deploy_outcome(result: Any, out: Path | None, wanted: str) -> None:
-    style = "green" if result.state == wanted else "bold red"
-    console.print(f"[{style}]{result.line()}[/]", highlight=False, soft_wrap=True)
+def _deploy_outcome(line: str, ok: bool, out: Path | None) -> None:
+    style = "green" if ok else "bold red"
+    console.print(f"[{style}]{line}[/]", highlight=False, soft_wrap=True)
     if out is not None:
         console.print(f"report in {out}", highlight=False)
-
-
-def _step_report(step: Any, settings: Settings) -> Path:
-    """reports/deploy/<env>/summary.{json,md}: the roll-out, the gate's verdict and any rollback."""
-    from docs_assistant.reports import markdown_table, write_report
-
-    gate = step.gate or {}
-    rows = [
-        ("image", step.image),
-        ("roll-out", f"{step.deploy['state']}: {step.deploy['message']}"),
-        ("startup", f"{step.deploy['startup_s']} s" if step.deploy.get("startup_s") is not None else "not measured"),
-        ("gate", "passed" if gate.get("passed") else f"failed: {', '.join(gate.get('failed', []))}"),
-        ("rolled back to", (step.rollback or {}).get("image") or ""),
-    ]
-    markdown = f"## Deploy to {step.environment}: {step.state}\n\n" + markdown_table(["", ""], rows) + "\n"
-    return write_report(settings.paths.reports_dir / "deploy", step.environment, step.as_dict(), markdown)
 
 
 def _manifest_image(settings: Settings, manifest: Path | None) -> tuple[str, Path | None]:
@@ -726,30 +701,28 @@ def deploy(
     """Roll an image out to a Docker swarm environment and gate it; a failed gate rolls back and exits 1."""
     from docs_assistant.deploy import swarm
     from docs_assistant.deploy.environments import load_environment, load_environments
+    from docs_assistant.deploy.promote import deploy_ungated
     from docs_assistant.deploy.promote import promote as run_promotion
+    from docs_assistant.deploy.report import promotion_failure, write_result_report, write_step_report
     from docs_assistant.errors import DeployFailedError
 
     settings = _settings()
+    reports_dir = settings.paths.reports_dir
     if image is None:
         image, manifest = _manifest_image(settings, manifest)
     environments = load_environments(directory)
     environment = environments.get(env) or load_environment(env, directory)  # the latter names a missing file
     if not gate:
-        from docs_assistant.errors import ConfigError
-
-        if promote or to:
-            raise ConfigError("--promote and --to need the gate", where="--no-gate", hint="promote only gated deploys")
-        if environment.approval and not approve:
-            raise ConfigError(
-                f"{env} requires approval (approval = true)", where=directory / f"{env}.toml", hint="add --approve"
-            )
-        result = swarm.deploy(environment, image, proxy_image=proxy_image, directory=directory)
-        _deploy_outcome(result, _deploy_report(result, settings), "deployed")
-        if manifest is not None:
-            from docs_assistant.release.manifest import update_manifest
-
-            skipped = {"passed": None, "skipped": True, "image": image}  # no earlier verdict may stand for this image
-            update_manifest(manifest, deploys={env: result.as_dict()}, gates={env: skipped})
+        result = deploy_ungated(
+            environment,
+            image,
+            promoting=bool(promote or to),
+            approved=approve,
+            directory=directory,
+            manifest=manifest,
+            proxy_image=proxy_image,
+        )
+        _deploy_outcome(result.line(), result.state == "deployed", write_result_report(result, reports_dir))
         if result.state != "deployed":
             raise DeployFailedError(f"{result.state}: {result.message}", where=directory / f"{env}.toml")
         return
@@ -760,7 +733,7 @@ def deploy(
         stop=to if promote else env,
         approved=approve,
         directory=directory,
-        reports_dir=settings.paths.reports_dir,
+        reports_dir=reports_dir,
         manifest=manifest,
         api_key=api_key,
         proxy_image=proxy_image,
@@ -769,24 +742,10 @@ def deploy(
         style = {"passed": "green", "failed": "bold red", "awaiting_approval": "yellow"}[step.state]
         console.print(f"[{style}]deploy {step.line()}[/]", highlight=False, soft_wrap=True)
         if step.deploy is not None:
-            _step_report(step, settings)
+            write_step_report(step, reports_dir)
     failed = [step for step in steps if step.state == "failed"]
     if failed:
-        step = failed[0]
-        kept = (step.rollback or {}).get("image") or (step.deploy or {}).get("previous_image")
-        if step.rollback and step.rollback.get("state") != "rolled_back":
-            kept = f"what the failed rollback left ({step.rollback.get('message')})"
-        raise DeployFailedError(
-            f"{step.environment}: promotion stopped: "
-            + (
-                "; ".join(
-                    filter(None, [(step.gate or {}).get("reason"), ", ".join((step.gate or {}).get("failed", []))])
-                )
-            ),
-            where=directory / f"{step.environment}.toml",
-            hint=f"{step.environment} runs {kept or f'{step.image} (it had no image before to roll back to)'}; reports in "
-            f"{settings.paths.reports_dir}/loadtest/{step.environment}/ and `docker service ps {swarm.APP}-{step.environment} --no-trunc`",
-        )
+        raise promotion_failure(failed[0], directory, reports_dir, swarm.APP)
     waiting = [step for step in steps if step.state == "awaiting_approval"]
     if waiting:
         console.print(
@@ -810,7 +769,11 @@ def rollback(
     settings = _settings()
     environment = load_environment(env, directory)
     result = swarm.rollback(environment, directory=directory)
-    _deploy_outcome(result, _deploy_report(result, settings), "rolled_back")
+    from docs_assistant.deploy.report import write_result_report
+
+    _deploy_outcome(
+        result.line(), result.state == "rolled_back", write_result_report(result, settings.paths.reports_dir)
+    )
     if result.state != "rolled_back":
         raise DeployFailedError(f"rollback {result.state}: {result.message}", where=directory / f"{env}.toml")
 

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from docs_assistant.deploy import swarm
 from docs_assistant.deploy.environments import ENVIRONMENTS_DIR, Environment, promotion_chain
-from docs_assistant.errors import DeployError
+from docs_assistant.errors import ConfigError, DeployError
 
 State = Literal["passed", "failed", "awaiting_approval"]
 
@@ -182,6 +182,32 @@ def promote(
     return steps
 
 
+def deploy_ungated(
+    env: Environment,
+    image: str,
+    *,
+    promoting: bool,
+    approved: bool,
+    directory: Path = ENVIRONMENTS_DIR,
+    manifest: Path | None = None,
+    proxy_image: str | None = None,
+) -> swarm.DeployResult:
+    """`--no-gate`: one roll-out, no load test, recorded as unjudged; promoting needs a gate, approval still applies."""
+    if promoting:
+        raise ConfigError("--promote and --to need the gate", where="--no-gate", hint="promote only gated deploys")
+    if env.approval and not approved:
+        raise ConfigError(
+            f"{env.name} requires approval (approval = true)",
+            where=directory / f"{env.name}.toml",
+            hint="add --approve",
+        )
+    result = swarm.deploy(env, image, proxy_image=proxy_image, directory=directory)
+    state: State = "passed" if result.state == "deployed" else "failed"
+    step = Step(env.name, image, state, deploy=result.as_dict(), gate={"passed": None, "skipped": True})
+    record(step, manifest)
+    return result
+
+
 def record(step: Step, manifest: Path | None) -> None:
     """`deploys.<env>` and `gates.<env>` of the release manifest: what runs where, and what let it through."""
     if manifest is None:
@@ -191,4 +217,6 @@ def record(step: Step, manifest: Path | None) -> None:
     deployed = dict(step.deploy or {}, rollback=step.rollback)
     gate = {key: (step.gate or {}).get(key) for key in ("passed", "failed", "measured", "gate", "reason", "url")}
     gate["image"] = step.image
+    if (step.gate or {}).get("skipped"):  # --no-gate: no earlier verdict may stand for this image
+        gate["skipped"] = True
     update_manifest(manifest, deploys={step.environment: deployed}, gates={step.environment: gate})

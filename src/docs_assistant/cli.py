@@ -96,7 +96,7 @@ def validate(
     ] = None,
 ) -> None:
     """Clean and validate data/, quarantine invalid rows, and ingest the valid ones if the gate passes."""
-    from docs_assistant.data.validate import run_validation, summary_of
+    from docs_assistant.data.validate import gate_reasons, run_validation, summary_of
 
     settings = _settings()
     if thresholds:
@@ -110,18 +110,10 @@ def validate(
     )
     for failure in result.failures()[:20]:
         console.print(f"[bold red]error:[/] {failure.error()}", highlight=False, soft_wrap=True)
-    failed = [c["check"] for c in summary["checks"] if not c["passed"]]
-    if not result.passed:
-        reasons = "; ".join(
-            [f"{f.file}: {f.message}" for f in result.fatal]
-            + (
-                [f"invalid share {summary['invalid_share']:.2%} > {summary['max_invalid_share']:.2%}"]
-                if total["quarantined"] and summary["invalid_share"] > summary["max_invalid_share"]
-                else []
-            )
-            + [f"check {name} over its limit" for name in failed]
+    if reasons := gate_reasons(result, summary):
+        console.print(
+            f"[bold red]gate failed:[/] {'; '.join(reasons)}; nothing was ingested", highlight=False, soft_wrap=True
         )
-        console.print(f"[bold red]gate failed:[/] {reasons}; nothing was ingested", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     for name, version in sorted(result.table_versions.items()):
         console.print(f"{name}: version {version}")
@@ -210,6 +202,7 @@ def eval_(
 ) -> None:
     """Evaluate prompt variants on the eval suites and gate on thresholds and the baseline (exit 1 on failure)."""
     from docs_assistant.evals import run_stage
+    from docs_assistant.evals.gate import baseline_of
     from docs_assistant.io import atomic_write_json
 
     settings = _settings()
@@ -221,11 +214,7 @@ def eval_(
         progress=lambda msg: console.print(f"eval: {msg}", highlight=False),
     )
     if update_baseline is not None:
-        kept = {k: result.summary[k] for k in ("model", "index_version", "headline")}
-        kept["variants"] = {
-            n: {"prompt": v["prompt"], "metrics": v["metrics"]} for n, v in result.summary["variants"].items()
-        }
-        atomic_write_json(update_baseline, kept)
+        atomic_write_json(update_baseline, baseline_of(result.summary))
     cache = result.run.cache
     console.print(
         f"eval: {len(result.run.variants)} variant(s), cache {cache['hits']} hits / {cache['misses']} misses, "

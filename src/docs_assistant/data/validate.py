@@ -518,6 +518,19 @@ def summary_of(result: ValidationResult) -> dict[str, Any]:
     }
 
 
+def gate_reasons(result: ValidationResult, summary: dict[str, Any] | None = None) -> list[str]:
+    """Why the gate failed, one reason each: a fatal problem (file), the invalid share over its limit, a check
+    over its own limit. Empty when the gate passed."""
+    if result.passed:
+        return []
+    summary = summary or summary_of(result)
+    reasons = [f"{f.file}: {f.message}" for f in result.fatal]
+    share, limit = summary["invalid_share"], summary["max_invalid_share"]
+    if summary["counts"]["total"]["quarantined"] and share > limit:
+        reasons.append(f"invalid share {share:.2%} > {limit:.2%}")
+    return reasons + [f"check {c['check']} over its limit" for c in summary["checks"] if not c["passed"]]
+
+
 def _where(f: dict[str, Any]) -> str:
     return f"{f['file']}:{f['line']}" if f["line"] is not None else f["file"]
 

@@ -38,6 +38,17 @@ class Failure:
         return asdict(self) | {"message": self.message}
 
 
+#: what a stored baseline keeps of a run's summary: the identity it was measured on, and each variant's metrics
+BASELINE_KEYS = ("model", "index_version", "headline")
+
+
+def baseline_of(summary: dict[str, Any]) -> dict[str, Any]:
+    """The next baseline from a run's summary (`eval --update-baseline`); `baseline_value` reads it back."""
+    kept = {key: summary[key] for key in BASELINE_KEYS}
+    kept["variants"] = {n: {"prompt": v["prompt"], "metrics": v["metrics"]} for n, v in summary["variants"].items()}
+    return kept
+
+
 def baseline_value(baseline: dict[str, Any] | None, variant: str, suite: str, metric: str) -> float | None:
     if not baseline:
         return None

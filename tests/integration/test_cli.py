@@ -110,6 +110,12 @@ def test_empty_question(indexed_project) -> None:
     assert "field 'question': must not be empty" in result.output
 
 
+def test_a_question_of_invisible_characters_is_refused(indexed_project) -> None:
+    result = run(indexed_project, "ask", "\u200b\u200d\u2060")
+    assert result.exit_code == USER_ERROR
+    assert "field 'question': must contain visible text" in " ".join(result.output.split())
+
+
 def test_one_megabyte_question(indexed_project) -> None:
     result = run(indexed_project, "ask", "-", stdin="why " * 262_144)
     assert result.exit_code == USER_ERROR

@@ -230,6 +230,22 @@ def test_empty_question_is_422(client) -> None:
     assert "empty" in response.text
 
 
+@pytest.mark.parametrize(
+    ("question", "message"),
+    [
+        ("\u200b\u200e\u2060 \ufeff", "must contain visible text"),  # zero-width, bidi mark, word joiner, BOM
+        ("hi \ud800", "lone surrogate"),  # the embedder failed on it: a 500 before
+    ],
+    ids=["invisible", "lone-surrogate"],
+)
+def test_a_question_that_is_not_visible_text_is_422_naming_the_field(client, question: str, message: str) -> None:
+    body = json.dumps({"question": question}).encode()  # ASCII JSON escapes: a lone surrogate is legal JSON
+    response = client.post("/v1/answer", content=body, headers={"Content-Type": "application/json"})
+    assert field_of(response) == [["body", "question"]]
+    assert message in response.text
+    assert client.get("/healthz").status_code == 200  # the connection and the server stay usable
+
+
 def test_oversized_question_is_422(client, settings) -> None:
     limit = settings.limits.max_question_chars
     response = client.post("/v1/answer", json={"question": "x" * (limit + 1)})

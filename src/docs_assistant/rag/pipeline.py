@@ -16,6 +16,7 @@ from docs_assistant.errors import DocsAssistantError
 from docs_assistant.rag.guardrails import Guardrails
 from docs_assistant.rag.llm import OnText
 from docs_assistant.rag.prompts import Prompt, PromptRegistry
+from docs_assistant.rag.questions import LIMIT_HINT, question_problem
 from docs_assistant.rag.retriever import Chunk, Retriever
 
 
@@ -43,14 +44,9 @@ class Answer:
 
 def check_question(question: str, max_chars: int) -> str:
     text = question.strip()
-    if not text:
-        raise QuestionError("must not be empty", where="field 'question'")
-    if len(text) > max_chars:
-        raise QuestionError(
-            f"too long: {len(text)} characters, the limit is {max_chars}",
-            where="field 'question'",
-            hint="shorten it, or raise setting 'limits.max_question_chars'",
-        )
+    if problem := question_problem(text, max_chars):
+        hint = LIMIT_HINT if problem.startswith("too long") else None
+        raise QuestionError(problem, where="field 'question'", hint=hint)
     return text
 
 

@@ -131,7 +131,9 @@ REFUSALS: dict[int | str, dict[str, Any]] = {
     400: error_response("a body that cannot be decoded at all (not UTF-8)"),
     401: error_response("missing or invalid API key (when keys are configured)"),
     413: {"description": "request body over `serve.max_body_bytes` (refused unread)", "content": {"text/plain": {}}},
-    422: error_response("malformed JSON, a wrong type, a missing or unknown field, an empty or too long question"),
+    422: error_response(
+        "malformed JSON, a wrong type, a missing or unknown field, an empty, invisible-only, non-text or too long question"
+    ),
 }
 GENERATION_REFUSALS: dict[int | str, dict[str, Any]] = REFUSALS | {
     429: error_response("every worker busy and the queue full; see Retry-After"),

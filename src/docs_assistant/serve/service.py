@@ -18,6 +18,7 @@ from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 
 from docs_assistant.config import Settings
+from docs_assistant.rag.questions import question_problem
 from docs_assistant.serve.limits import Admission, DeadlineExceededError, OverloadedError, RecentAnswers
 from docs_assistant.serve.metrics import Metrics
 from docs_assistant.serve.schemas import FeedbackRequest
@@ -131,11 +132,8 @@ class Service:
 
     def _checked(self, question: str) -> str:
         text = question.strip()
-        limit = self.settings.limits.max_question_chars
-        if not text:
-            raise invalid("question", "must not be empty")
-        if len(text) > limit:
-            raise invalid("question", f"too long: {len(text)} characters, the limit is {limit}")
+        if problem := question_problem(text, self.settings.limits.max_question_chars):
+            raise invalid("question", problem)
         return text
 
     def _cap(self, max_new_tokens: int | None) -> int | None:

@@ -123,6 +123,19 @@ def test_openai_client_gets_a_chat_completion_and_a_stream(url) -> None:
     assert events[-1].usage.completion_tokens == done.usage.completion_tokens
 
 
+def test_the_openai_client_lists_the_served_model_and_any_model_name_is_an_alias(url) -> None:
+    oa = openai.OpenAI(base_url=f"{url}/v1", api_key=KEY, max_retries=0, timeout=60)
+    listed = [m.id for m in oa.models.list()]
+    assert listed == ["tiny-random-llama"]  # the one model, by the name completions report
+    messages = [{"role": "user", "content": QUESTION}]
+    done = oa.chat.completions.create(model="any-name-at-all", messages=messages, max_tokens=4)
+    assert done.model == listed[0]  # documented: every name is an alias of the served model
+
+
+def test_models_need_the_key_like_every_v1_call(anonymous) -> None:
+    assert anonymous.get("/v1/models").status_code == 401
+
+
 def test_stream_ends_with_done(client) -> None:
     body = {"model": "m", "messages": [{"role": "user", "content": QUESTION}], "stream": True}
     with client.stream("POST", "/v1/chat/completions", json=body) as response:

@@ -25,10 +25,15 @@ from docs_assistant.serve.schemas import (
     ChatRequest,
     FeedbackRequest,
     FeedbackResponse,
+    ModelCard,
+    ModelList,
     Readiness,
     error_response,
 )
 from docs_assistant.serve.service import RefusedError, Service, invalid, public_name, public_sources
+
+#: `owned_by` of the served model in GET /v1/models: this project
+OWNER = "docs-assistant"
 
 log = logging.getLogger("docs_assistant.serve")
 
@@ -78,6 +83,11 @@ def create_app(settings: Settings, *, embedder: Any = None, llm: Any = None) -> 
     @app.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
     async def metrics() -> Response:
         return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/models", responses={401: REFUSALS[401]})
+    async def models() -> ModelList:
+        """The one model this service answers with: what OpenAI clients list before they ask."""
+        return ModelList(data=[ModelCard(id=service.model_name, created=service.started, owned_by=OWNER)])
 
     @app.post("/v1/answer", responses=GENERATION_REFUSALS)
     async def answer(body: AnswerRequest) -> AnswerResponse:

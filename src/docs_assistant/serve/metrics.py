@@ -6,7 +6,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 PREFIX = "docs_assistant"
 #: request paths reported as themselves; any other path is "other", so label cardinality stays bounded
-KNOWN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/v1/answer", "/v1/chat/completions", "/v1/feedback"})
+KNOWN_PATHS = frozenset(
+    {"/healthz", "/readyz", "/metrics", "/v1/models", "/v1/answer", "/v1/chat/completions", "/v1/feedback"}
+)
 
 
 class Metrics:

@@ -77,7 +77,10 @@ class StreamOptions(_Request):
 class ChatRequest(_Request):
     """OpenAI's chat-completions request; sampling knobs are accepted and the server's settings decide."""
 
-    model: str
+    model: str = Field(
+        description="any name: the service serves one model (`GET /v1/models` lists it), so every name is an alias "
+        "of it, and the response's `model` says which one answered"
+    )
     messages: list[ChatMessage] = Field(min_length=1)
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
@@ -89,6 +92,20 @@ class ChatRequest(_Request):
     seed: int | None = None
     stop: str | list[str] | None = None
     user: str | None = None
+
+
+class ModelCard(BaseModel):
+    """One served model, as OpenAI's `GET /v1/models` lists it."""
+
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
 
 
 class ErrorBody(BaseModel):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -90,6 +91,7 @@ class Service:
         self.admission = Admission(s.max_concurrency, s.max_queue, s.request_timeout_s)
         self.answers = RecentAnswers(s.answer_ids_kept)
         self.draining = threading.Event()
+        self.started = int(time.time())  # `created` of the one model GET /v1/models lists
         self._feedback_lock = threading.Lock()
         self._feedback_table: Any = None
 

@@ -68,6 +68,20 @@ def test_failed_startup_is_503_with_the_phase_and_the_error(serve_project, embed
         assert client.post("/v1/answer", json={"question": "q"}).status_code == 503
 
 
+def test_a_startup_error_on_the_open_readyz_names_the_problem_but_no_server_path(
+    serve_project, embedder, gated, tmp_path
+) -> None:
+    models = serve_project.settings().paths.models_dir  # the built model stays; the store is empty
+    settings = serve_project.settings(paths={"state_dir": str(tmp_path / "empty"), "model_cache_dir": str(models)})
+    with running(create_app(settings, embedder=embedder, llm=gated)) as url, httpx.Client(base_url=url) as client:
+        deadline = time.monotonic() + 60
+        while "error" not in (body := client.get("/readyz").json()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert "table 'chunks' does not exist" in body["error"]
+        assert "nox -x -s validate_data index" in body["error"]  # what to do, still
+        assert str(tmp_path) not in body["error"], body["error"]  # where the server keeps its files: not shown
+
+
 @pytest.mark.parametrize("environment", ["staging", "prod"])
 def test_outside_dev_without_api_keys_is_a_startup_error(serve_project, environment) -> None:
     settings = serve_project.settings(serve={"environment": environment})

@@ -83,10 +83,10 @@ class Startup:
             self._timed("warmup", lambda: pipeline.answer(WARMUP_QUESTION))
             self.pipeline = pipeline
         except DocsAssistantError as exc:
-            self.error = str(exc)
-            log.error("start-up failed", extra={"phase": self.phase, "error": self.error})
+            self.error = public_error(exc)  # /readyz is open: it names the problem, the log names the file
+            log.error("start-up failed", extra={"phase": self.phase, "error": str(exc)})
         except Exception as exc:  # an unexpected failure still has to show on /readyz, not kill a thread
-            self.error = f"{type(exc).__name__}: {exc}"
+            self.error = f"{type(exc).__name__} in the {self.phase} phase (the server log has the details)"
             log.exception("start-up failed", extra={"phase": self.phase})
         finally:
             self._done.set()
@@ -106,6 +106,13 @@ class Startup:
         embedder = self._embedder or load_query_embedder(s.embedding)
         self.model_info = llm.info
         return llm, embedder
+
+
+def public_error(exc: DocsAssistantError) -> str:
+    """The error as an open endpoint may show it: its message and hint, and where only if that is no file path."""
+    where = exc.where or ""
+    shown = f"{where}: {exc.message}" if where and not any(mark in where for mark in ("/", "\\", "~")) else exc.message
+    return f"{shown} ({exc.hint})" if exc.hint else shown
 
 
 def _heavy_imports(settings: Settings) -> None:

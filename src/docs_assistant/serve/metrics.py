@@ -11,8 +11,21 @@ KNOWN_PATHS = frozenset(
 )
 
 
+#: prometheus_client's default latency buckets, which stop at 10 s
+BASE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+
+
+def latency_buckets(timeout_s: float) -> tuple[float, ...]:
+    """The default buckets, doubled on from 10 s up to the request timeout, which is the last bound: a request
+    that took 25 s of a 30 s deadline then lands in a bucket, not only in +Inf."""
+    buckets = [b for b in BASE_BUCKETS if b < timeout_s]
+    while buckets and buckets[-1] * 2 < timeout_s:
+        buckets.append(buckets[-1] * 2)
+    return (*buckets, float(timeout_s))
+
+
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, timeout_s: float = BASE_BUCKETS[-1]) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -22,6 +35,7 @@ class Metrics:
             f"{PREFIX}_request_duration_seconds",
             "HTTP request latency",
             ["endpoint", "method", "status"],
+            buckets=latency_buckets(timeout_s),
             registry=r,
         )
         self.in_flight = Gauge(f"{PREFIX}_in_flight_requests", "HTTP requests being served", registry=r)

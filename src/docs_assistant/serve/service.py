@@ -86,7 +86,7 @@ class Service:
     def __init__(self, settings: Settings, embedder: Any, llm: Any):
         s = settings.serve
         self.settings = settings
-        self.metrics = Metrics()
+        self.metrics = Metrics(settings.serve.request_timeout_s)
         self.startup = Startup(settings, embedder=embedder, llm=llm, on_phase=self._phase_done)
         self.admission = Admission(s.max_concurrency, s.max_queue, s.request_timeout_s)
         self.answers = RecentAnswers(s.answer_ids_kept)

@@ -41,6 +41,8 @@ def test_healthz_at_once_readyz_503_until_the_warmup_generated(serve_project, em
         refused = client.post("/v1/answer", json={"question": "How do I install it?"})
         assert refused.status_code == 503
         assert int(refused.headers["retry-after"]) >= 1
+        # the /readyz polls above were 503s too: they report a state and refuse nothing, so only the /v1 call counts
+        assert 'docs_assistant_rejected_total{reason="not_ready"} 1.0' in client.get("/metrics").text
         assert client.get("/healthz").status_code == 200
 
         gated.gate.set()

@@ -56,7 +56,7 @@ class Observe:
             labels = (self.metrics.endpoint(scope["path"]), scope["method"], str(status))
             self.metrics.requests.labels(*labels).inc()
             self.metrics.latency.labels(*labels).observe(seconds)
-            if status in REJECTED:
+            if status in REJECTED and scope["path"].startswith("/v1/"):  # a 503 from /readyz reports, refuses nothing
                 self.metrics.rejected.labels(REJECTED[status]).inc()
             access_log.info(
                 "request",

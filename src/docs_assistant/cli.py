@@ -618,8 +618,8 @@ def loadtest(
     from docs_assistant.loadtest.run import run_load_test  # imports locust, which monkey-patches with gevent
 
     console.print(plan.describe(), highlight=False)
-    measured = run_load_test(url, gate, plan.questions, out_dir, api_key=api_key, startup_s=startup_s)
-    summary = summary_of(gate, measured, url=url, environment=env)
+    measured = run_load_test(url, gate, plan.questions, out_dir, api_key=api_key, startup_s=plan.startup_s)
+    summary = summary_of(gate, measured, url=url, environment=plan.environment)
     write_summary(settings.paths.reports_dir, summary)
     for objective in objectives(gate, measured):
         style = {True: "green", False: "bold red", None: "yellow"}[objective.passed]

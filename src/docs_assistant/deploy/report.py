@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from docs_assistant.errors import DeployFailedError
+from docs_assistant.loadtest.inputs import report_dir
 from docs_assistant.reports import markdown_table, write_report
 
 if TYPE_CHECKING:
@@ -53,6 +54,6 @@ def promotion_failure(step: Step, directory: Path, reports_dir: Path, app_servic
     return DeployFailedError(
         f"{step.environment}: promotion stopped: {reason}",
         where=directory / f"{step.environment}.toml",
-        hint=f"{step.environment} runs {runs}; reports in {reports_dir}/loadtest/{step.environment}/ and "
+        hint=f"{step.environment} runs {runs}; reports in {report_dir(reports_dir, step.environment)}/ and "
         f"`docker service ps {app_service}-{step.environment} --no-trunc`",
     )

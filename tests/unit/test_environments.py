@@ -218,3 +218,54 @@ def test_loadtest_takes_the_gate_of_the_named_environment_and_names_a_missing_on
     result = CliRunner().invoke(app, ["loadtest", "--env", "nowhere", "--url", "http://127.0.0.1:9"])
     assert result.exit_code == 2, result.output
     assert "deploy/environments/nowhere.toml: no such environment 'nowhere'; known: dev, prod, staging" in result.output
+
+
+def test_committed_dev_answers_on_loopback_only_and_the_others_on_every_address() -> None:
+    environments = load_environments(COMMITTED)
+    assert environments["dev"].bind == "127.0.0.1"
+    assert not environments["dev"].binds_all_addresses
+    assert [environments[n].bind for n in ("staging", "prod")] == ["0.0.0.0", "0.0.0.0"]
+    assert all(environments[n].binds_all_addresses for n in ("staging", "prod"))
+
+
+def test_bind_defaults_to_every_address_when_the_file_has_no_key(envs: Path) -> None:
+    edit(envs / "staging.toml", 'bind = "0.0.0.0"', "")
+    assert load_environment("staging", envs).bind == "0.0.0.0"
+
+
+@pytest.mark.parametrize("bind", ["localhost", "127.0.0.256", "0.0.0.0:8101", ""])
+def test_bind_must_be_an_ip_address(envs: Path, bind: str) -> None:
+    edit(envs / "dev.toml", 'bind = "127.0.0.1"', f'bind = "{bind}"')
+    assert error_of(envs).startswith(
+        f"{envs / 'dev.toml'}: bind: '{bind}' is not an IP address: use \"127.0.0.1\" (this machine only)"
+    )
+
+
+def test_bind_is_a_string_not_a_number(envs: Path) -> None:
+    edit(envs / "dev.toml", 'bind = "127.0.0.1"', "bind = 127")
+    assert error_of(envs).startswith(f"{envs / 'dev.toml'}: bind: Input should be a valid string")
+
+
+@pytest.mark.parametrize(("bind", "normal"), [("::0", "::"), ("::1", "::1"), ("10.1.2.3", "10.1.2.3")])
+def test_bind_takes_any_address_in_its_normal_form(envs: Path, bind: str, normal: str) -> None:
+    edit(envs / "dev.toml", 'bind = "127.0.0.1"', f'bind = "{bind}"')
+    env = load_environment("dev", envs)
+    assert env.bind == normal
+    assert env.binds_all_addresses is (normal == "::")
+
+
+def test_loopback_bind_on_a_remote_docker_host_is_refused(envs: Path) -> None:
+    edit(
+        envs / "dev.toml",
+        '# docker_host = "ssh://deploy@dev.example.com"',
+        'docker_host = "ssh://deploy@dev.example.com"',
+    )
+    message = error_of(envs)
+    assert message.startswith(f"{envs / 'dev.toml'}: ")
+    assert "bind = '127.0.0.1' with the remote docker_host 'ssh://deploy@dev.example.com'" in message
+    assert 'set bind = "0.0.0.0"' in message
+    # a local socket is this machine: loopback is reachable there
+    edit(
+        envs / "dev.toml", 'docker_host = "ssh://deploy@dev.example.com"', 'docker_host = "unix:///var/run/docker.sock"'
+    )
+    assert load_environment("dev", envs).bind == "127.0.0.1"

@@ -8,6 +8,7 @@ the `[gate]` a deployment must pass there. Everything is checked at load, file b
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import tomllib
 from collections.abc import Mapping
@@ -31,6 +32,9 @@ MEMORY = re.compile(r"([1-9][0-9]*)([bkmg])")
 MEMORY_UNITS = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 MIN_MEMORY = 6 << 20  # Docker refuses a memory limit below 6 MiB
 DOCKER_HOST = re.compile(r"(unix|tcp|ssh|npipe|https?)://\S+")
+REMOTE_DOCKER_HOST = re.compile(r"(tcp|ssh|https?)://\S+")
+#: `bind` values that mean every address of the host (published by swarm itself, in host mode)
+ALL_ADDRESSES = ("0.0.0.0", "::")  # noqa: S104 -- names the wildcard, binds nothing
 #: config keys that name a credential: their value belongs in a secret store, never in a committed file
 SECRET_LIKE = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY|CREDENTIAL|PRIVATE_KEY", re.IGNORECASE)
 
@@ -79,6 +83,10 @@ class Environment(_Table):
     replicas: int = Field(default=1, ge=1, le=1000)
     resources: Resources | None = None
     port: int = Field(ge=1, le=65535, description="the published port; distinct across environments")
+    bind: str = Field(
+        default="0.0.0.0",  # noqa: S104 -- the default of every target before this key existed; dev's file narrows it
+        description="the host address the port is published on (docker target): '127.0.0.1' = this machine only",
+    )
     config: dict[str, str] = Field(default_factory=dict, description="environment variables of the service")
     secrets: dict[str, str] = Field(
         default_factory=dict, description="environment variable -> the name of a Docker/GitHub secret (never a value)"
@@ -95,6 +103,22 @@ class Environment(_Table):
                 f"{value!r} is not a Docker host URL such as 'unix:///var/run/docker.sock' or 'ssh://user@host'"
             )
         return value
+
+    @field_validator("bind")
+    @classmethod
+    def _bind_address(cls, value: str) -> str:
+        try:
+            address = ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError(
+                f'{value!r} is not an IP address: use "127.0.0.1" (this machine only) or "0.0.0.0" (every address)'
+            ) from None
+        return str(address)
+
+    @property
+    def binds_all_addresses(self) -> bool:
+        """Whether the port is published on every address of the host (`bind` is 0.0.0.0 or ::)."""
+        return self.bind in ALL_ADDRESSES
 
     @field_validator("config")
     @classmethod
@@ -123,6 +147,16 @@ class Environment(_Table):
     def _coherent(self) -> Environment:
         if self.docker_host is not None and self.target != "docker":
             raise ValueError(f"docker_host is set but target is {self.target!r}: it only applies to 'docker'")
+        if (
+            self.docker_host is not None
+            and REMOTE_DOCKER_HOST.fullmatch(self.docker_host)
+            and ipaddress.ip_address(self.bind).is_loopback
+        ):
+            raise ValueError(
+                f"bind = {self.bind!r} with the remote docker_host {self.docker_host!r}: the port would answer only on "
+                'that host\'s loopback, where neither you nor the load-test gate can reach it; set bind = "0.0.0.0" '
+                "(with an API key in [secrets]) or remove docker_host"
+            )
         both = sorted(set(self.config) & set(self.secrets))
         if both:
             raise ValueError(f"{', '.join(both)} set in both [config] and [secrets]: keep one")

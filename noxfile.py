@@ -9,10 +9,13 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import socket
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import nox
+import nox.command
 
 nox.needs_version = ">=2025.5.1"
 nox.options.default_venv_backend = "uv"
@@ -127,16 +130,44 @@ def pipeline_until(session: nox.Session) -> str:
     return args[1]
 
 
+def docker_unreachable() -> str | None:
+    """Why the Docker Engine (DOCKER_HOST, else the local socket) cannot be reached; None if it can or if unsure.
+
+    Checked with the standard library before any install, so a machine without Docker hears it at once.
+    """
+    host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    url = urlsplit(host)
+    try:
+        if url.scheme == "unix":
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.settimeout(3)
+                sock.connect(url.path)
+        elif url.scheme == "tcp":
+            socket.create_connection((url.hostname or "localhost", url.port or 2375), timeout=3).close()
+    except OSError as exc:
+        return f"no Docker Engine reachable at {host} ({exc.strerror or exc})"
+    return None  # ssh:// and others: the stages' own client checks
+
+
 @nox.session(venv_backend="none")
 def pipeline(session: nox.Session) -> None:
     """Every stage in order, up to the first failure (`-- --until finetune` stops there), then sample answers."""
     until = pipeline_until(session)
     names = list(PIPELINE)
-    for name in names[: names.index(until) + 1]:
+    run, skipped = names[: names.index(until) + 1], names[names.index(until) + 1 :]
+    without = f"./noxw -s pipeline -- --until {names[names.index('build_image') - 1]}"
+    if "build_image" in run and (problem := docker_unreachable()):
+        session.error(f"pipeline: build_image and deploy need Docker: {problem}; start it, or run without: {without}")
+    stage(session, "preflight", *run, "--without", without)  # the engine, base image, swarm, ports; nothing ran yet
+    for name in run:
         session.log(f"pipeline: {name}")
-        stage(session, *PIPELINE[name], env=local_api_key() if name == "deploy" else None)
-    if until != names[-1]:
-        session.log(f"pipeline: stopped after {until} (--until); not run: {', '.join(names[names.index(until) + 1 :])}")
+        try:
+            stage(session, *PIPELINE[name], env=local_api_key() if name == "deploy" else None)
+        except nox.command.CommandFailed:
+            not_run = ", ".join(names[names.index(name) + 1 :]) or "nothing"
+            session.error(f"pipeline: {name} failed (its error is above); not run: {not_run}")
+    if skipped:
+        session.log(f"pipeline: stopped after {until} (--until); not run: {', '.join(skipped)}")
         return
     stage(session, "retrieval-eval")  # the whole chain ran: show what the deployed build answers with
     stage(session, "ask", "--sample", os.environ.get("SAMPLE_QUESTIONS", "3"))

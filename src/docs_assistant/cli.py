@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from docs_assistant.config import Settings, load_settings, with_json_overrides
 from docs_assistant.errors import DocsAssistantError
+from docs_assistant.preflight import WITHOUT_DOCKER, check
 
 app = typer.Typer(help="Docs Assistant: a RAG service and its LLMOps pipeline.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -188,6 +189,21 @@ def retrieval_eval(
     if not gate.passed:
         console.print(f"[bold red]gate failed:[/] hit@{k} {quality.hit_at_k:.3f} < {min_hit}")
         raise typer.Exit(1)
+
+
+@app.command()
+@friendly_errors
+def preflight(
+    stages: Annotated[list[str], typer.Argument(help="the pipeline stages about to run (nox session names)")],
+    without: Annotated[str, typer.Option(help="the command to suggest when Docker is missing")] = WITHOUT_DOCKER,
+) -> None:
+    """Check what the stages will need (Docker Engine, base image, swarm, free ports) before any of them runs."""
+    problems = check(_settings(), stages, without=without)
+    for problem in problems:
+        console.print(f"[bold red]preflight:[/] {problem.line()}", highlight=False, soft_wrap=True)
+    if problems:
+        raise typer.Exit(1)
+    _echo(f"preflight: ready for {', '.join(stages)}")
 
 
 @app.command("eval")

@@ -19,7 +19,7 @@ import nox.command
 
 nox.needs_version = ">=2025.5.1"
 nox.options.default_venv_backend = "uv"
-nox.options.sessions = ["lint", "tests"]
+nox.options.sessions = ["lint", "tests", "docs"]
 nox.options.error_on_external_run = True
 
 # Offline first: no stage may reach a model hub at run time.
@@ -57,6 +57,13 @@ def lint(session: nox.Session) -> None:
     install_locked(session, "lint", only=True)
     session.run("ruff", "check", *(session.posargs or ["."]))
     session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site, built strictly into reports/docs/ (`-- serve` previews it with live reload)."""
+    install_locked(session, "docs", only=True)
+    session.run("mkdocs", *(session.posargs or ["build"]), "--strict", env={"NO_MKDOCS_2_WARNING": "1"})
 
 
 @nox.session

@@ -19,10 +19,10 @@ SKIP_NAMES = {
     ".git", ".venv", ".nox", "var", "reports", "hooks", "cookiecutter.json", "__pycache__",
     ".pytest_cache", ".ruff_cache", ".mypy_cache", "build", "dist", "site", ".idea", ".vscode",
 }  # fmt: skip
-#: template-repository only: tests of the template itself and the reusable-workflow library
+#: template-repository only: tests of the template itself, the reusable-workflow library, the template's docs page
 SKIP_PATHS = {
     "tests/template", "tests/workflows", ".github/actions", ".github/workflows/README.md", "benchmarks/bench_template.py",
-    ".github/workflows/template.yml",
+    ".github/workflows/template.yml", "docs/template",
 }  # fmt: skip
 SKIP_SUFFIXES = (".egg-info", ".pyc")
 

@@ -27,6 +27,12 @@ def test_defaults_render_the_project_itself(template_repo: Path, tmp_path: Path)
     assert not (project / "cookiecutter.json").exists()
     authors = (project / "pyproject.toml").read_text(encoding="utf-8")
     assert 'authors = [{ name = "Your Name", email = "you@example.com" }]' in authors  # a placeholder, not ours
+    # its docs site builds strictly without the template-only pages (no link or nav entry left dangling)
+    command = [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")]
+    env = os.environ | {"NO_MKDOCS_2_WARNING": "1"}
+    built = subprocess.run(command, cwd=project, capture_output=True, text=True, check=False, env=env)
+    assert built.returncode == 0, built.stderr[-3000:]
+    assert not (project / "docs" / "template").exists()
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +67,9 @@ def test_the_exact_set_of_files(template_repo: Path, zeta: Path) -> None:
         if p.is_file()
     }
     template_only = {
-        s for s in source if s.startswith(("hooks/", "tests/template/", "tests/workflows/", ".github/actions/"))
+        s
+        for s in source
+        if s.startswith(("hooks/", "tests/template/", "tests/workflows/", ".github/actions/", "docs/template/"))
     }
     template_only |= {"cookiecutter.json", ".github/workflows/README.md", "benchmarks/bench_template.py"}
     template_only |= {".github/workflows/template.yml"}  # publishes the rendered template

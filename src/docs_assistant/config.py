@@ -54,10 +54,13 @@ class _Section(BaseModel):
 class PathSettings(_Section):
     """Where inputs are read and state and reports are written."""
 
-    data_dir: Path = Path("data")
-    prompts_dir: Path = Path("prompts")
-    state_dir: Path = Path("var")
-    reports_dir: Path = Path("reports")
+    data_dir: Path = Field(default=Path("data"), description="the corpus (docs/) and QA pairs (qa/)")
+    prompts_dir: Path = Field(default=Path("prompts"), description="versioned prompt templates")
+    state_dir: Path = Field(
+        default=Path("var"),
+        description="LanceDB (lancedb/), models (models/), the registry (mlflow/), the eval cache (evals/)",
+    )
+    reports_dir: Path = Field(default=Path("reports"), description="stage reports, reports/<stage>/")
     model_cache_dir: Path | None = Field(
         default=None, description="where built/downloaded models live; default <state_dir>/models"
     )
@@ -78,15 +81,15 @@ class EmbeddingSettings(_Section):
         default=BUNDLED_EMBEDDER,
         description=f"'{BUNDLED_EMBEDDER}' (bundled, offline), a local path, or a sentence-transformers id",
     )
-    device: Literal["cpu", "cuda", "mps"] = "cpu"
-    batch_size: int = Field(default=32, ge=1, le=4096)
+    device: Literal["cpu", "cuda", "mps"] = Field(default="cpu", description="where the embedder runs")
+    batch_size: int = Field(default=32, ge=1, le=4096, description="texts embedded per batch")
 
 
 class ChunkSettings(_Section):
     """Chunk sizes are in embedder tokens: MiniLM truncates past 256, so chunks stay under it."""
 
-    size: int = Field(default=200, ge=32, le=8192)
-    overlap: int = Field(default=30, ge=0)
+    size: int = Field(default=200, ge=32, le=8192, description="chunk length, in embedder tokens")
+    overlap: int = Field(default=30, ge=0, description="tokens shared by neighbouring chunks; below size")
 
     @model_validator(mode="after")
     def _overlap_smaller_than_size(self) -> ChunkSettings:
@@ -98,19 +101,23 @@ class ChunkSettings(_Section):
 class RetrievalSettings(_Section):
     """Explicit retrieval knobs; `ann_index` builds an IVF-PQ index, which `nprobes`/`refine_factor` tune."""
 
-    top_k: int = Field(default=5, ge=1, le=100)
-    metric: Literal["cosine", "l2", "dot"] = "cosine"
-    ann_index: bool = False
-    num_partitions: int = Field(default=16, ge=1)
-    num_sub_vectors: int = Field(default=16, ge=1)
-    nprobes: int = Field(default=20, ge=1)
-    refine_factor: int | None = Field(default=None, ge=1)
+    top_k: int = Field(default=5, ge=1, le=100, description="chunks retrieved per question")
+    metric: Literal["cosine", "l2", "dot"] = Field(default="cosine", description="vector distance")
+    ann_index: bool = Field(default=False, description="build an IVF-PQ index (exact search without it)")
+    num_partitions: int = Field(default=16, ge=1, description="IVF partitions (needs 16 chunks per partition)")
+    num_sub_vectors: int = Field(default=16, ge=1, description="PQ sub-vectors per vector")
+    nprobes: int = Field(default=20, ge=1, description="IVF partitions searched per query")
+    refine_factor: int | None = Field(
+        default=None, ge=1, description="re-rank this many times top_k exactly; unset: no re-ranking"
+    )
 
 
 class ModelSettings(_Section):
     """The LLM: a local transformers model (optionally + LoRA adapter) or an OpenAI-compatible endpoint."""
 
-    backend: Literal["local", "openai"] = "local"
+    backend: Literal["local", "openai"] = Field(
+        default="local", description="local: transformers in this process; openai: any OpenAI-compatible endpoint"
+    )
     name: str = Field(
         default=TINY_MODEL,
         description=f"'{TINY_MODEL}' (built locally), a local directory, or a Hugging Face model id",
@@ -121,22 +128,24 @@ class ModelSettings(_Section):
         default=None,
         description="load the adapter the model registry's alias (e.g. 'champion') points to, hash-verified",
     )
-    device: Literal["cpu", "cuda", "mps", "auto"] = "cpu"
-    max_new_tokens: int = Field(default=48, ge=1, le=4096)
-    max_input_tokens: int = Field(default=1536, ge=16)
-    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
-    seed: int = 1234
-    openai_base_url: str = "http://127.0.0.1:8000/v1"
-    openai_api_key: SecretStr | None = None
-    request_timeout_s: float = Field(default=60.0, gt=0)
+    device: Literal["cpu", "cuda", "mps", "auto"] = Field(default="cpu", description="auto: cuda when available")
+    max_new_tokens: int = Field(default=48, ge=1, le=4096, description="the longest answer, in tokens")
+    max_input_tokens: int = Field(
+        default=1536, ge=16, description="prompt tokens the model reads; a longer prompt keeps its end"
+    )
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0, description="0: greedy, so answers are reproducible")
+    seed: int = Field(default=1234, description="sampling seed when temperature > 0 (sent to an openai endpoint too)")
+    openai_base_url: str = Field(default="http://127.0.0.1:8000/v1", description="the endpoint, for backend=openai")
+    openai_api_key: SecretStr | None = Field(default=None, description="its bearer key, for backend=openai")
+    request_timeout_s: float = Field(default=60.0, gt=0, description="per request to the endpoint, for backend=openai")
     trust_remote_code: Literal[False] = Field(default=False, description="always off: remote code is never executed")
 
 
 class PromptSettings(_Section):
     """Which versioned template under `prompts/` renders the RAG prompt."""
 
-    id: str = "rag-answer"
-    version: str = "1"
+    id: str = Field(default="rag-answer", description="the template's id under prompts/")
+    version: str = Field(default="1", description="which version of it")
 
 
 #: longest deny-list phrase: a streamed answer holds back this many characters, so no phrase is half-sent
@@ -146,8 +155,8 @@ MAX_DENY_PHRASE_CHARS = 64
 class GuardrailSettings(_Section):
     """Screens on the way in (prompt injection) and out (PII redaction, deny-list); on by default."""
 
-    screen_input: bool = True
-    redact_pii: bool = True
+    screen_input: bool = Field(default=True, description="refuse questions that try to override or extract the prompt")
+    redact_pii: bool = Field(default=True, description="redact e-mail addresses, phone numbers and key-like strings")
     extra_injection_patterns: list[str] = Field(
         default_factory=list, description="regular expressions (case-insensitive) added to the built-in screen"
     )
@@ -175,7 +184,9 @@ class GuardrailSettings(_Section):
 class LimitSettings(_Section):
     """Input limits enforced before any work is done."""
 
-    max_question_chars: int = Field(default=2000, ge=1, le=100_000)
+    max_question_chars: int = Field(
+        default=2000, ge=1, le=100_000, description="longer questions are refused before any work (422)"
+    )
 
 
 class ValidationSettings(_Section):
@@ -185,23 +196,25 @@ class ValidationSettings(_Section):
         default=0.0, ge=0.0, le=1.0, description="quarantined rows / rows in; past it nothing is ingested"
     )
     max_document_bytes: int = Field(default=1_000_000, ge=1, description="larger files are quarantined unread")
-    min_document_chars: int = Field(default=20, ge=1)
-    max_document_chars: int = Field(default=200_000, ge=1)
-    max_title_chars: int = Field(default=200, ge=1)
-    max_question_chars: int = Field(default=2000, ge=1)
-    max_answer_chars: int = Field(default=8000, ge=1)
+    min_document_chars: int = Field(default=20, ge=1, description="shorter document texts are quarantined")
+    max_document_chars: int = Field(default=200_000, ge=1, description="longer document texts are quarantined")
+    max_title_chars: int = Field(default=200, ge=1, description="longer titles are quarantined")
+    max_question_chars: int = Field(default=2000, ge=1, description="longer QA questions are quarantined")
+    max_answer_chars: int = Field(default=8000, ge=1, description="longer QA answers are quarantined")
     boilerplate_patterns: list[str] = Field(
         default_factory=lambda: [r"(?s)<!--.*?-->", r"(?im)^\s*(edit this page|back to top)\b.*$"],
         description="regular expressions removed from document bodies before validation and ingest",
     )
     max_duplicate_share: float = Field(default=0.0, ge=0.0, le=1.0, description="documents with the same text")
     near_duplicate_similarity: float = Field(default=0.95, gt=0.0, le=1.0, description="cosine of two embeddings")
-    max_near_duplicate_share: float = Field(default=0.0, ge=0.0, le=1.0)
+    max_near_duplicate_share: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="documents at least near_duplicate_similarity to another"
+    )
     max_encoding_share: float = Field(default=0.0, ge=0.0, le=1.0, description="U+FFFD, mojibake, control chars")
     max_foreign_script_share: float = Field(
         default=0.3, ge=0.0, le=1.0, description="per document: letters outside the expected script"
     )
-    expected_script: Literal["latin", "any"] = "latin"
+    expected_script: Literal["latin", "any"] = Field(default="latin", description="any: no language check")
     max_language_share: float = Field(default=0.0, ge=0.0, le=1.0, description="documents in another script")
     max_pii_share: float = Field(default=0.0, ge=0.0, le=1.0, description="emails, phone numbers, key-like strings")
     pii_allowed_email_domains: list[str] = Field(
@@ -209,12 +222,14 @@ class ValidationSettings(_Section):
         description="reserved documentation domains (RFC 2606) are not personal data",
     )
     stale_after_days: int = Field(default=1095, ge=1, description="front-matter `updated` older than this is stale")
-    max_stale_share: float = Field(default=0.25, ge=0.0, le=1.0)
-    min_chunk_tokens: int = Field(default=8, ge=1)
-    max_chunk_tokens: int = Field(default=256, ge=1)
-    max_short_chunk_share: float = Field(default=0.25, ge=0.0, le=1.0)
-    max_long_chunk_share: float = Field(default=0.0, ge=0.0, le=1.0)
-    embedding_norm_tolerance: float = Field(default=1e-3, gt=0.0)
+    max_stale_share: float = Field(default=0.25, ge=0.0, le=1.0, description="stale documents")
+    min_chunk_tokens: int = Field(default=8, ge=1, description="shorter chunks count as short (checked by index)")
+    max_chunk_tokens: int = Field(default=256, ge=1, description="longer chunks count as long (checked by index)")
+    max_short_chunk_share: float = Field(default=0.25, ge=0.0, le=1.0, description="short chunks")
+    max_long_chunk_share: float = Field(default=0.0, ge=0.0, le=1.0, description="long chunks")
+    embedding_norm_tolerance: float = Field(
+        default=1e-3, gt=0.0, description="how far from 1 a supplied embedding's length may be"
+    )
     first_failures: int = Field(default=5, ge=1, le=1000, description="failing rows shown per check in the report")
 
     @field_validator("boilerplate_patterns")
@@ -226,9 +241,11 @@ class ValidationSettings(_Section):
 class ServeSettings(_Section):
     """The model service: bind address, API keys, admission control and request limits."""
 
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=0, le=65535)
-    environment: Literal["dev", "staging", "prod"] = "dev"
+    host: str = Field(default="127.0.0.1", description="the address `serve` listens on")
+    port: int = Field(default=8000, ge=0, le=65535, description="the port `serve` listens on")
+    environment: Literal["dev", "staging", "prod"] = Field(
+        default="dev", description="outside dev, api_keys are required"
+    )
     api_keys: list[SecretStr] = Field(
         default_factory=list, description="bearer tokens (env: a JSON list); required outside dev"
     )
@@ -263,27 +280,29 @@ ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "d
 class FinetuneSettings(_Section):
     """LoRA fine-tuning (peft) of `model.name`: CPU for the tiny default, GPUs through `accelerate launch`."""
 
-    rank: int = Field(default=16, ge=1, le=1024)
-    alpha: int = Field(default=32, ge=1)
-    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    rank: int = Field(default=16, ge=1, le=1024, description="LoRA rank")
+    alpha: int = Field(default=32, ge=1, description="LoRA alpha (the update is scaled by alpha / rank)")
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="LoRA dropout")
     target_modules: list[str] = Field(
         default_factory=lambda: list(ALL_LINEAR), min_length=1, description="module names LoRA wraps"
     )
     epochs: float = Field(default=1.0, gt=0, description="passes over the training set, unless max_steps is set")
     max_steps: int | None = Field(default=None, ge=1, description="optimizer steps; overrides epochs")
-    learning_rate: float = Field(default=1e-2, gt=0, le=1.0)
-    warmup_ratio: float = Field(default=0.05, ge=0.0, lt=1.0)
-    weight_decay: float = Field(default=0.0, ge=0.0)
+    learning_rate: float = Field(default=1e-2, gt=0, le=1.0, description="peak; cosine schedule after the warm-up")
+    warmup_ratio: float = Field(default=0.05, ge=0.0, lt=1.0, description="share of steps spent warming up, linearly")
+    weight_decay: float = Field(default=0.0, ge=0.0, description="AdamW weight decay")
     batch_size: int = Field(default=8, ge=1, le=4096, description="sequences per device per step")
-    gradient_accumulation_steps: int = Field(default=1, ge=1, le=1024)
+    gradient_accumulation_steps: int = Field(default=1, ge=1, le=1024, description="micro-steps per optimizer step")
     max_seq_length: int = Field(
         default=1600, ge=32, description="prompt + answer tokens; prompts are cut from the left, as generation does"
     )
     packing: bool = Field(default=False, description="pack several examples into one sequence (no padding)")
-    seed: int = 1234
+    seed: int = Field(default=1234, description="seeds training and the order of batches")
     bf16: Literal["auto", "on", "off"] = Field(default="auto", description="auto: on where the GPU supports it")
     gradient_checkpointing: Literal["auto", "on", "off"] = Field(default="auto", description="auto: on GPU only")
-    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    device: Literal["auto", "cpu", "cuda", "mps"] = Field(
+        default="auto", description="auto: a CUDA or MPS device when there is one"
+    )
     use_feedback: bool = Field(default=True, description="train on liked and corrected answers from `feedback`")
     retrain_feedback_rows: int = Field(
         default=50, ge=1, description="usable new feedback rows since the champion's training that make a retrain due"
@@ -317,7 +336,9 @@ class RegistrySettings(_Section):
         description="an MLflow tracking server URI; default $MLFLOW_TRACKING_URI, else sqlite:///<state_dir>/mlflow/mlflow.db",
     )
     artifact_dir: Path | None = Field(default=None, description="default <state_dir>/mlflow/artifacts")
-    experiment: str = Field(default="docs-assistant-finetune", min_length=1)
+    experiment: str = Field(
+        default="docs-assistant-finetune", min_length=1, description="the MLflow experiment of runs"
+    )
     model_name: str = Field(default="docs-assistant-adapter", min_length=1, description="the registered model")
 
 
@@ -347,7 +368,7 @@ class ImageSettings(_Section):
         description="the registry alias whose adapter the image carries (model.adapter_alias/adapter_path win; "
         "empty: no adapter unless those name one); the release pins it and the image carries that version",
     )
-    dockerfile: Path = Path("deploy/Dockerfile")
+    dockerfile: Path = Field(default=Path("deploy/Dockerfile"), description="relative to the repository root")
     base_image: str = Field(default="python:3.11-slim", description="any Debian-like image with python3 and venv")
     torch_flavour: Literal["cpu", "cuda"] = Field(
         default="cpu", description="cpu: torch from torch_index, no CUDA libraries; cuda: torch as locked (PyPI)"
@@ -467,7 +488,7 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(
             "; ".join(problems),
             where=str(source) if source else None,
-            hint="see the Configuration section of the README",
+            hint="every setting is in docs/reference/configuration.md",
         ) from None
     except Exception as exc:  # a TOML syntax error, for instance
         if isinstance(exc, ConfigError):

@@ -15,6 +15,7 @@ import functools
 import http.server
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -39,6 +40,8 @@ LABEL_PREFIX = "io.docs-assistant"
 CONTEXT_FILES = ("pyproject.toml", "uv.lock", "README.md")
 CONTEXT_DIRS = ("src",)
 DEPLOY_FILES = ("deploy/cuda_packages.py",)  # the Dockerfile comes from image.dockerfile
+#: the deps layer's pyproject.toml: the project's own, its version line made constant (`deps_pyproject`)
+DEPS_PYPROJECT = "deps/pyproject.toml"
 #: where `image.torch_wheels` is served during a build; fixed, because a build arg that changes busts the cache
 WHEELS_PORT = 38217
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".DS_Store")
@@ -218,6 +221,19 @@ def _runtime_config(name_in_image: str, has_adapter: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
+def deps_pyproject(text: str) -> str:
+    """pyproject.toml as the deps layer sees it: the same, but for the project's version, which is constant.
+
+    The layer installs third-party packages only (`--no-install-project`), yet the classic builder keys it on
+    the bytes it copies: with the real version, every release (a version bump) would reinstall them all.
+    """
+    project = re.search(r"(?ms)^\[project\]\n.*?(?=^\[)", text + "\n[")
+    if project is None:
+        return text
+    body = re.sub(r'(?m)^version\s*=\s*"[^"]*"', 'version = "0"', project.group(0), count=1)
+    return text[: project.start()] + body + text[project.end() :]
+
+
 def stage_context(
     settings: Settings,
     dest: Path,
@@ -249,6 +265,8 @@ def stage_context(
     dest.mkdir(parents=True)
     for name in CONTEXT_FILES:
         shutil.copy2(root / name, dest / name)
+    (dest / DEPS_PYPROJECT).parent.mkdir()
+    (dest / DEPS_PYPROJECT).write_text(deps_pyproject((root / "pyproject.toml").read_text(encoding="utf-8")))
     for name in CONTEXT_DIRS:
         _copy_tree(root / name, dest / name)
     _copy_tree(settings.paths.prompts_dir, dest / "prompts")

@@ -26,11 +26,12 @@ from docs_assistant.release.image import (
     release_version,
     stage_context,
 )
+from docs_assistant.release.image import _stream as relay_build_events
 from docs_assistant.release.manifest import load_manifest
 from docs_assistant.release.stage import run_release
 
 from ..conftest import REPO, ingest_and_index, make_project, training_run, with_registry  # noqa: TID252 - shared project helpers
-from .conftest import REGISTRY, free_port, image_settings, wait_ready
+from .conftest import BASE_IMAGE, REGISTRY, free_port, image_settings, wait_ready
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(1800)]
 
@@ -258,3 +259,25 @@ def test_the_sbom_lists_what_the_image_holds_and_the_manifest_pins_it(pushed, re
     assert not [name for name in versions if name.startswith("nvidia-")]
     assert {"transformers", "peft", "lancedb", "fastapi"} <= versions.keys()
     assert bom["metadata"]["component"]["name"] == "docs-assistant"
+
+
+def test_a_failed_build_shows_the_steps_last_lines_plainly_and_the_setting(docker_client, tmp_path: Path) -> None:
+    """A real failing step (coloured, with a progress redraw): its lines arrive without control codes."""
+    (tmp_path / "Dockerfile").write_text(
+        f"FROM {BASE_IMAGE}\n"
+        "RUN d=Download; printf \"${d}ing 10%%\\r\\033[2K${d}ing 99%%\\n\"; "
+        "printf '\\033[1;31merror:\\033[0m No solution found when resolving torch==9.9.9+cpu\\n' >&2; exit 1\n",
+        encoding="utf-8",
+    )
+    events = docker_client.api.build(path=str(tmp_path), rm=True, forcerm=True, pull=False, decode=True)
+    with pytest.raises(ImageError) as failed:
+        relay_build_events(events, lambda _: None, [], "docker build", where="deploy/Dockerfile")
+    text = str(failed.value)
+    assert "\x1b" not in text
+    assert "\r" not in text
+    assert "error: No solution found when resolving torch==9.9.9+cpu" in text
+    assert "Downloading 99%" in text
+    assert "Downloading 10%" not in text  # the redrawn progress line shows its last state only
+    assert "docker build failed: The command '/bin/sh -c" in text
+    assert failed.value.hint is not None
+    assert "DOCS_ASSISTANT_IMAGE__TORCH_WHEELS" in failed.value.hint

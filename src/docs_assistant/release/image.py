@@ -321,14 +321,52 @@ def _source_url(root: Path) -> str:
     return out.removesuffix(".git")
 
 
+#: terminal escape sequences (colours, cursor moves, titles) and the other control characters a step prints
+CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b.|[\x00-\x08\x0b-\x1f\x7f]")
+#: (what a failed build's output says, the setting that decides it): the first match becomes the error's hint
+BUILD_HINTS = (
+    (
+        ("torch",),
+        "torch comes from DOCS_ASSISTANT_IMAGE__TORCH_INDEX, or offline from DOCS_ASSISTANT_IMAGE__TORCH_WHEELS "
+        "(a folder with one CPU torch wheel)",
+    ),
+    (
+        ("resolve", "name resolution", "network is unreachable", "connection refused", "connect error", "timed out"),
+        "where containers reach the network only through the host, set DOCS_ASSISTANT_IMAGE__NETWORK_MODE=host",
+    ),
+    (
+        ("pull access denied", "manifest unknown", "repository does not exist", "no such image"),
+        "DOCS_ASSISTANT_IMAGE__BASE_IMAGE names the base image: one this engine has or can pull",
+    ),
+)
+
+
+def readable(lines: list[str], last: int = 12) -> str:
+    """A build step's last lines as plain text: control codes out, carriage-return redraws collapsed."""
+    text = "".join(lines).replace("\r\n", "\n")
+    plain = [CONTROL.sub("", line.rsplit("\r", 1)[-1]).rstrip() for line in text.split("\n")]
+    return "\n".join([line for line in plain if line.strip()][-last:])
+
+
+def build_hint(output: str) -> str | None:
+    """The setting to look at for a failed build's output, if it says which."""
+    lowered = output.lower()
+    return next((hint for needles, hint in BUILD_HINTS if any(n in lowered for n in needles)), None)
+
+
 def _stream(events: Iterator[dict[str, Any]], progress: Progress, log: list[str], what: str, where: str) -> dict:
-    """Relay a Docker progress stream; the first error event becomes an ImageError. Returns the last `aux`."""
+    """Relay a Docker progress stream; the first error event becomes an ImageError. Returns the last `aux`.
+
+    The error carries the failing step's last lines as plain text (a raw build log is ANSI colour and
+    progress-bar redraws) and, when they show which, the setting involved.
+    """
     aux: dict[str, Any] = {}
     for event in events:
         if "error" in event or "errorDetail" in event:
-            detail = event.get("errorDetail", {}).get("message") or event.get("error")
-            tail = "".join(log[-8:]).strip()
-            raise ImageError(f"{what} failed: {detail}" + (f"\n{tail}" if tail else ""), where=where)
+            detail = CONTROL.sub("", str(event.get("errorDetail", {}).get("message") or event.get("error")))
+            tail = readable(log)
+            message = f"{what} failed: {detail}" + (f"\n{tail}" if tail else "")
+            raise ImageError(message, where=where, hint=build_hint(f"{detail}\n{tail}"))
         if "stream" in event:
             text = event["stream"]
             log.append(text)

@@ -1,4 +1,4 @@
-"""The Docs Assistant package: one subpackage per stage of the life cycle (see the README)."""
+"""The Docs Assistant package: one subpackage per stage of the life cycle (see docs/pipeline/index.md)."""
 
 import os
 

@@ -53,6 +53,27 @@ def field_of(response: httpx.Response) -> list[list[Any]]:
     return [err["loc"] for err in response.json()["detail"]]
 
 
+def post_raw(client: httpx.Client, path: str, body: str) -> httpx.Response:
+    """`body` sent as it is: JSON that Python's decoder accepts and `json=` would never write (NaN, escapes)."""
+    return client.post(path, content=body.encode(), headers={"Content-Type": "application/json"})
+
+
+def local_address(response: httpx.Response) -> Any:
+    return response.extensions["network_stream"].get_extra_info("client_addr")
+
+
+def assert_connection_reused(client: httpx.Client, refused: httpx.Response) -> None:
+    """The refusal left the connection open and usable: the next request goes over the very same socket."""
+    assert refused.headers.get("connection") != "close"
+    after = client.get("/healthz")
+    assert after.status_code == 200
+    assert local_address(after) == local_address(refused)
+
+
+def chat_body(content: Any, **extra: Any) -> dict[str, Any]:
+    return {"model": "m", "messages": [{"role": "user", "content": content}], **extra}
+
+
 def test_probes_and_metrics_are_open_without_a_key(anonymous) -> None:
     assert anonymous.get("/healthz").json() == {"status": "ok"}
     ready = anonymous.get("/readyz")
@@ -257,6 +278,52 @@ def test_a_question_that_is_not_visible_text_is_422_naming_the_field(client, que
     assert field_of(response) == [["body", "question"]]
     assert message in response.text
     assert client.get("/healthz").status_code == 200  # the connection and the server stay usable
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/v1/answer", '{"question": "hi", "temperature": %s}', "temperature"),  # unknown field, echoed
+        ("/v1/answer", '{"question": %s}', "question"),
+        ("/v1/chat/completions", '{"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": %s}',
+         "temperature"),
+        ("/v1/chat/completions", '{"model": "m", "messages": [{"role": "user", "content": "hi"}], "top_p": %s}',
+         "top_p"),
+        ("/v1/feedback", '{"answer_id": "a", "rating": %s}', "rating"),
+    ],
+    ids=["answer-extra", "answer-question", "chat-temperature", "chat-top_p", "feedback-rating"],
+)  # fmt: skip
+def test_a_number_json_cannot_carry_is_422_naming_the_field(client, path, body, field, number) -> None:
+    """Python's JSON decoder accepts NaN and Infinity; the 422 echoing them could not be encoded (a 500)."""
+    response = post_raw(client, path, body % number)
+    assert field_of(response) == [["body", field]]
+    json.loads(response.text, parse_constant=lambda token: pytest.fail(f"{token} in the response"))
+    assert_connection_reused(client, response)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/v1/feedback", {"answer_id": "\ud800", "rating": 1}, ["answer_id"]),
+        ("/v1/feedback", {"answer_id": "a", "rating": 1, "correction": "Use \udc00 it"}, ["correction"]),
+        ("/v1/chat/completions", chat_body("hi \ud800"), ["messages", 0, "content"]),
+        ("/v1/chat/completions", chat_body([{"type": "text", "text": "hi \ud800"}]), ["messages", 0, "content"]),
+        ("/v1/chat/completions", chat_body("hi") | {"messages": [{"role": "system", "content": "\udfff"},
+                                                                 {"role": "user", "content": "hi"}]},
+         ["messages", 0, "content"]),
+        ("/v1/chat/completions", chat_body("hi", user="\ud800"), ["user"]),
+        ("/v1/chat/completions", chat_body("hi", stop=["a", "\ud800"]), ["stop"]),
+    ],
+    ids=["feedback-answer_id", "feedback-correction", "chat-content", "chat-content-part", "chat-system",
+         "chat-user", "chat-stop"],
+)  # fmt: skip
+def test_a_lone_surrogate_in_any_text_field_is_422_naming_the_field(client, path, body, field) -> None:
+    response = post_raw(client, path, json.dumps(body))  # ASCII JSON: the surrogate travels as its escape
+    assert field_of(response) == [["body", *field]]
+    assert "lone surrogate" in response.text
+    response.json()  # the echoed input is valid JSON and UTF-8
+    assert_connection_reused(client, response)
 
 
 def test_oversized_question_is_422(client, settings) -> None:

@@ -8,6 +8,18 @@ from __future__ import annotations
 import unicodedata
 
 LIMIT_HINT = "shorten it, or raise setting 'limits.max_question_chars'"
+LONE_SURROGATE = "contains a lone surrogate (an unpaired \\ud800-\\udfff escape), which is not text"
+
+
+def text_problem(text: str) -> str | None:
+    """Why a string is not text at all, or None: a lone surrogate, which JSON's escapes allow.
+
+    Python decodes `"\\ud800"` to a str that every UTF-8 encoder refuses (the embedder, LanceDB, the
+    response encoder), so a request carrying one in any field fails late, as a 500, unless refused first.
+    """
+    if any("\ud800" <= ch <= "\udfff" for ch in text):
+        return LONE_SURROGATE
+    return None
 
 
 def question_problem(text: str, max_chars: int) -> str | None:
@@ -19,8 +31,8 @@ def question_problem(text: str, max_chars: int) -> str | None:
     """
     if not text:
         return "must not be empty"
-    if any("\ud800" <= ch <= "\udfff" for ch in text):
-        return "contains a lone surrogate (an unpaired \\ud800-\\udfff escape), which is not text"
+    if problem := text_problem(text):
+        return problem
     if all(ch.isspace() or unicodedata.category(ch) == "Cf" for ch in text):
         return "must contain visible text, not only invisible (format) characters"
     if len(text) > max_chars:

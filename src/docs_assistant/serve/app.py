@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -29,6 +31,7 @@ from docs_assistant.serve.schemas import (
     ModelList,
     Readiness,
     error_response,
+    json_safe,
 )
 from docs_assistant.serve.service import RefusedError, Service, invalid, public_name, public_sources
 
@@ -65,6 +68,11 @@ def create_app(settings: Settings, *, embedder: Any = None, llm: Any = None) -> 
         headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
         body = exc.detail if isinstance(exc.detail, dict) else {"detail": exc.detail}
         return JSONResponse(body, status_code=exc.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def unprocessable(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        """FastAPI's 422, with the echoed input made encodable: `NaN` or a lone surrogate made it a 500."""
+        return JSONResponse({"detail": json_safe(jsonable_encoder(exc.errors()))}, status_code=422)
 
     @app.exception_handler(DocsAssistantError)
     async def user_error(_request: Request, exc: DocsAssistantError) -> JSONResponse:

@@ -1,17 +1,43 @@
-"""Request and response bodies. Requests forbid unknown fields and coerce nothing (strict types)."""
+"""Request and response bodies. Requests forbid unknown fields and coerce nothing (strict types).
+
+Every string a request carries must be text (no lone surrogate) and every number finite: Python's JSON
+decoder accepts `"\\ud800"`, `NaN` and `Infinity`, and each used to fail later, in the embedder, LanceDB
+or the response encoder, as a 500. Refused here, they are 422s that name the field.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from docs_assistant.rag.questions import text_problem
 
 #: feedback ratings: -1 (wrong or unhelpful), 0 (neutral), 1 (helpful)
 Rating = Annotated[int, Field(ge=-1, le=1, strict=True)]
 
 
+def _strings(value: Any) -> list[str]:
+    """The strings a field's input holds itself (nested models check their own fields)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [item for item in value if isinstance(item, str)]
+    return []
+
+
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _text_only(cls, value: Any) -> Any:
+        """Before the field's own checks, so a length limit does not report a surrogate as unparsable."""
+        for text in _strings(value):
+            if problem := text_problem(text):
+                raise ValueError(problem)
+        return value
 
 
 class AnswerRequest(_Request):
@@ -63,6 +89,18 @@ class ChatMessage(_Request):
     role: Literal["system", "user", "assistant", "developer", "tool"]
     content: str | list[TextPart] | None = None
     name: str | None = None
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _content_is_text(cls, value: Any) -> Any:
+        """Checked before the union splits it, so a lone surrogate is one error naming `content`, not one per
+        alternative the union tried (`str`, `list[TextPart]`)."""
+        parts = value if isinstance(value, list) else [value]
+        texts = [p.get("text") if isinstance(p, dict) else p for p in parts]
+        for text in texts:
+            if isinstance(text, str) and (problem := text_problem(text)):
+                raise ValueError(problem)
+        return value
 
     def text(self) -> str:
         if isinstance(self.content, list):
@@ -139,6 +177,21 @@ class ChatCompletion(BaseModel):
     usage: dict[str, int]
 
 
+def json_safe(value: Any) -> Any:
+    """`value` (already JSON-shaped) with what strict JSON cannot carry spelled out: a non-finite float as
+    the token that was sent (`NaN`, `Infinity`), a lone surrogate as its escape. A 422 echoes the bad input,
+    and a response that cannot be encoded would turn the refusal into a 500 and cut the connection."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {json_safe(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    return value
+
+
 def error_response(description: str) -> dict[str, Any]:
     return {"model": ErrorBody, "description": description}
 
@@ -149,7 +202,8 @@ REFUSALS: dict[int | str, dict[str, Any]] = {
     401: error_response("missing or invalid API key (when keys are configured)"),
     413: {"description": "request body over `serve.max_body_bytes` (refused unread)", "content": {"text/plain": {}}},
     422: error_response(
-        "malformed JSON, a wrong type, a missing or unknown field, an empty, invisible-only, non-text or too long question"
+        "malformed JSON, a wrong type, a missing or unknown field, a string that is not text (a lone surrogate), "
+        "a number that is not finite (NaN, Infinity), an empty, invisible-only or too long question"
     ),
 }
 GENERATION_REFUSALS: dict[int | str, dict[str, Any]] = REFUSALS | {

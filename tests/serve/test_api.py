@@ -326,6 +326,18 @@ def test_a_lone_surrogate_in_any_text_field_is_422_naming_the_field(client, path
     assert_connection_reused(client, response)
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("x" * 2001, "the limit is 2000"), ("  ", "must not be empty"), ("\u200b", "visible text")],
+    ids=["too-long", "empty", "invisible"],
+)
+def test_a_chat_question_refused_names_the_message_it_is_in(client, content: str, message: str) -> None:
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": content}]
+    response = client.post("/v1/chat/completions", json={"model": "m", "messages": messages})
+    assert field_of(response) == [["body", "messages", 1, "content"]]
+    assert message in response.text
+
+
 def test_oversized_question_is_422(client, settings) -> None:
     limit = settings.limits.max_question_chars
     response = client.post("/v1/answer", json={"question": "x" * (limit + 1)})

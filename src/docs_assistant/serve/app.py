@@ -113,16 +113,17 @@ def create_app(settings: Settings, *, embedder: Any = None, llm: Any = None) -> 
         responses={200: {"content": {"text/event-stream": {}}}} | GENERATION_REFUSALS,
     )
     async def chat_completions(body: ChatRequest) -> JSONResponse | StreamingResponse:
-        question = question_of(body)
-        if question is None:
+        found = question_of(body)
+        if found is None:
             raise invalid("messages", "needs at least one message with role 'user'")
+        field, question = found
         max_tokens = body.max_completion_tokens or body.max_tokens
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
-            stream = service.stream(question, max_tokens)
+            stream = service.stream(question, max_tokens, field=field)
             events = sse(stream, service.model_name, include_usage=include_usage, timeout=service.timeout)
             return StreamingResponse(events, media_type="text/event-stream")
-        result = await service.answer(question, max_tokens)
+        result = await service.answer(question, max_tokens, field=field)
         return JSONResponse(completion(result, service.model_name))
 
     @app.post(

@@ -18,13 +18,17 @@ from typing import Any
 from docs_assistant.errors import DocsAssistantError
 from docs_assistant.serve.limits import DeadlineExceededError
 from docs_assistant.serve.schemas import ChatRequest
+from docs_assistant.serve.service import Loc
 
 log = logging.getLogger("docs_assistant.serve")
 
 
-def question_of(request: ChatRequest) -> str | None:
-    users = [m for m in request.messages if m.role == "user"]
-    return users[-1].text() if users else None
+def question_of(request: ChatRequest) -> tuple[Loc, str] | None:
+    """The last user message's text and where it is (`("messages", i, "content")`, for a 422), or None."""
+    users = [i for i, m in enumerate(request.messages) if m.role == "user"]
+    if not users:
+        return None
+    return ("messages", users[-1], "content"), request.messages[users[-1]].text()
 
 
 def _usage(answer: Any) -> dict[str, int]:

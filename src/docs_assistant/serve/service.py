@@ -26,6 +26,9 @@ from docs_assistant.serve.schemas import FeedbackRequest
 from docs_assistant.serve.startup import Startup
 
 _DONE = object()
+#: where a request's question is, as a 422's `loc` names it after "body"
+Loc = tuple[str | int, ...]
+QUESTION: Loc = ("question",)
 
 
 class RefusedError(Exception):
@@ -33,8 +36,10 @@ class RefusedError(Exception):
         self.status, self.detail, self.retry_after = status, detail, retry_after
 
 
-def invalid(field: str, message: str) -> RefusedError:
-    return RefusedError(422, [{"loc": ["body", field], "msg": message, "type": "value_error"}])
+def invalid(field: str | Loc, message: str) -> RefusedError:
+    """A 422 shaped like FastAPI's own, naming the field: `"messages"` or `("messages", 0, "content")`."""
+    loc = [field] if isinstance(field, str) else list(field)
+    return RefusedError(422, [{"loc": ["body", *loc], "msg": message, "type": "value_error"}])
 
 
 def _is_path(value: str) -> bool:
@@ -132,10 +137,10 @@ class Service:
             return self.startup.pipeline
         raise RefusedError(503, {"detail": "not ready", **self.startup.status()}, retry_after=retry)
 
-    def _checked(self, question: str) -> str:
+    def _checked(self, question: str, field: Loc) -> str:
         text = question.strip()
         if problem := question_problem(text, self.settings.limits.max_question_chars):
-            raise invalid("question", problem)
+            raise invalid(field, problem)
         return text
 
     def _cap(self, max_new_tokens: int | None) -> int | None:
@@ -150,9 +155,11 @@ class Service:
     def timeout(self) -> RefusedError:
         return RefusedError(504, f"no answer within {self.settings.serve.request_timeout_s} s")
 
-    async def answer(self, question: str, max_new_tokens: int | None = None) -> Any:
+    async def answer(self, question: str, max_new_tokens: int | None = None, *, field: Loc = QUESTION) -> Any:
+        """`field`: where the request carries the question, so a 422 for it names that field."""
         pipeline = self._pipeline()
-        run = functools.partial(pipeline.answer, self._checked(question), max_new_tokens=self._cap(max_new_tokens))
+        text = self._checked(question, field)
+        run = functools.partial(pipeline.answer, text, max_new_tokens=self._cap(max_new_tokens))
         future = self._submit(run)
         try:
             answer = await asyncio.wait_for(asyncio.wrap_future(future), self.admission.timeout_s)
@@ -161,10 +168,10 @@ class Service:
         self.record(answer)
         return answer
 
-    def stream(self, question: str, max_new_tokens: int | None = None) -> AnswerStream:
+    def stream(self, question: str, max_new_tokens: int | None = None, *, field: Loc = QUESTION) -> AnswerStream:
         """Admit a streamed answer now (or refuse it now); its pieces arrive by iterating the result."""
         pipeline = self._pipeline()
-        text = self._checked(question)
+        text = self._checked(question, field)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
         answer_id = f"ans-{uuid.uuid4().hex}"

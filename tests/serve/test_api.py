@@ -123,10 +123,11 @@ def test_openai_client_gets_a_chat_completion_and_a_stream(url) -> None:
     done = oa.chat.completions.create(model="docs-assistant", messages=messages, max_tokens=24)
     assert done.object == "chat.completion"
     assert done.model == "tiny-random-llama"
-    assert done.choices[0].finish_reason == "stop"
+    # the tiny random model never ends on its own: it stops at the limit (test_stream_endings has "stop")
+    assert done.choices[0].finish_reason == "length"
     text = done.choices[0].message.content
     assert text
-    assert 0 < done.usage.completion_tokens <= 24
+    assert done.usage.completion_tokens == 24
     assert done.usage.total_tokens == done.usage.prompt_tokens + done.usage.completion_tokens
 
     stream = oa.chat.completions.create(
@@ -140,7 +141,7 @@ def test_openai_client_gets_a_chat_completion_and_a_stream(url) -> None:
     assert all(e.object == "chat.completion.chunk" for e in events)
     pieces = [e.choices[0].delta.content or "" for e in events if e.choices]
     assert "".join(pieces) == text  # greedy decoding: the stream carries the same answer
-    assert [e.choices[0].finish_reason for e in events if e.choices][-1] == "stop"
+    assert [e.choices[0].finish_reason for e in events if e.choices][-1] == "length"
     assert events[-1].usage.completion_tokens == done.usage.completion_tokens
 
 
@@ -166,6 +167,24 @@ def test_stream_ends_with_done(client) -> None:
     assert lines[-1] == "data: [DONE]"
     assert all(line.startswith("data: ") for line in lines)
     assert json.loads(lines[0][6:])["choices"][0]["delta"]["role"] == "assistant"
+
+
+@pytest.mark.parametrize("max_tokens", [1, 3])
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_chat_cut_off_by_max_tokens_finishes_with_length(client, stream: bool, max_tokens: int) -> None:
+    body = chat_body(QUESTION, max_tokens=max_tokens, stream=stream, stream_options={"include_usage": True})
+    if not stream:
+        body.pop("stream_options")
+        done = client.post("/v1/chat/completions", json=body).json()
+        assert done["usage"]["completion_tokens"] == max_tokens
+        assert done["choices"][0]["finish_reason"] == "length"
+        return
+    with client.stream("POST", "/v1/chat/completions", json=body) as response:
+        events = [json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: {")]
+    finishes = [e["choices"][0]["finish_reason"] for e in events if e["choices"]]
+    assert finishes[:-1] == [None] * (len(finishes) - 1)
+    assert finishes[-1] == "length"
+    assert events[-1]["usage"]["completion_tokens"] == max_tokens
 
 
 def test_chat_without_a_user_message_is_422(client) -> None:

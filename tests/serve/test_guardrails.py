@@ -110,7 +110,8 @@ def test_leaked_pii_never_reaches_a_chat_client(oa, stream) -> None:
     text, finish = chat(oa, "Whom do I contact about outages?", stream=stream)
     assert "[redacted email]" in text
     assert not any(secret in text for secret in SECRETS)
-    assert finish == "stop"
+    # redacting is no block: the answer finishes as it ended (the tiny model always at its token limit)
+    assert finish == "length"
 
 
 def test_a_deny_listed_answer_is_refused_and_counted(client, serve_project) -> None:

@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from docs_assistant.config import Settings
 from docs_assistant.errors import DocsAssistantError
 from docs_assistant.serve.auth import check_keys_configured
-from docs_assistant.serve.middleware import Observe, RequireApiKey
+from docs_assistant.serve.middleware import FAILED_STATUS, Observe, RequireApiKey
 from docs_assistant.serve.openai_compat import completion, question_of, sse
 from docs_assistant.serve.schemas import (
     GENERATION_REFUSALS,
@@ -112,19 +112,31 @@ def create_app(settings: Settings, *, embedder: Any = None, llm: Any = None) -> 
         response_model=ChatCompletion,
         responses={200: {"content": {"text/event-stream": {}}}} | GENERATION_REFUSALS,
     )
-    async def chat_completions(body: ChatRequest) -> JSONResponse | StreamingResponse:
+    async def chat_completions(request: Request, body: ChatRequest) -> JSONResponse | StreamingResponse:
         found = question_of(body)
         if found is None:
             raise invalid("messages", "needs at least one message with role 'user'")
         field, question = found
         max_tokens = body.max_completion_tokens or body.max_tokens
+        limit = service.token_limit(max_tokens)
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
             stream = service.stream(question, max_tokens, field=field)
-            events = sse(stream, service.model_name, include_usage=include_usage, timeout=service.timeout)
+
+            def failed(status: int) -> None:
+                setattr(request.state, FAILED_STATUS, status)
+
+            events = sse(
+                stream,
+                service.model_name,
+                limit=limit,
+                include_usage=include_usage,
+                timeout=service.timeout,
+                on_failure=failed,
+            )
             return StreamingResponse(events, media_type="text/event-stream")
         result = await service.answer(question, max_tokens, field=field)
-        return JSONResponse(completion(result, service.model_name))
+        return JSONResponse(completion(result, service.model_name, limit))
 
     @app.post(
         "/v1/feedback", status_code=201, responses=REFUSALS | {404: error_response("answer id not served recently")}

@@ -21,10 +21,17 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 #: statuses that mean "refused before (or instead of) doing the work", by the reason the metric reports
 REJECTED = {401: "unauthorized", 413: "body_too_large", 422: "invalid", 429: "overloaded", 503: "not_ready"}
 REJECTED |= {504: "timeout"}
+#: key in a request's state (`request.state.failed_status`) for a response that failed after its status line
+#: went out, e.g. a stream: metrics and the access log report this status instead of the 200 that was sent
+FAILED_STATUS = "failed_status"
 
 
 class Observe:
-    """One JSON log line and one metrics sample per request; `X-Request-ID` is kept (if sane) or made."""
+    """One JSON log line and one metrics sample per request; `X-Request-ID` is kept (if sane) or made.
+
+    The status reported is the one sent, unless the response failed after sending it (`FAILED_STATUS`):
+    then the failure's status, so a broken stream counts as the error it is; the log keeps both.
+    """
 
     def __init__(self, app: ASGIApp, metrics: Metrics):
         self.app = app
@@ -36,7 +43,8 @@ class Observe:
             return
         given = Headers(scope=scope).get("x-request-id", "")
         request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
         status = 500
         started = time.perf_counter()
 
@@ -53,6 +61,7 @@ class Observe:
         finally:
             seconds = time.perf_counter() - started
             self.metrics.in_flight.dec()
+            sent, status = status, state.get(FAILED_STATUS, status)
             labels = (self.metrics.endpoint(scope["path"]), scope["method"], str(status))
             self.metrics.requests.labels(*labels).inc()
             self.metrics.latency.labels(*labels).observe(seconds)
@@ -66,7 +75,8 @@ class Observe:
                     "path": scope["path"],
                     "status": status,
                     "duration_ms": round(seconds * 1000, 3),
-                },
+                }
+                | ({"sent_status": sent} if sent != status else {}),
             )
 
 

@@ -143,8 +143,13 @@ class Service:
             raise invalid(field, problem)
         return text
 
-    def _cap(self, max_new_tokens: int | None) -> int | None:
-        return None if max_new_tokens is None else min(max_new_tokens, self.settings.model.max_new_tokens)
+    def token_limit(self, max_new_tokens: int | None) -> int:
+        """The tokens an answer may have: the request's `max_new_tokens` capped by the setting, else the setting.
+
+        Generation is given exactly this, so an answer that used it all was cut off (finish reason `length`).
+        """
+        cap = self.settings.model.max_new_tokens
+        return cap if max_new_tokens is None else min(max_new_tokens, cap)
 
     def _submit(self, fn: Any) -> Any:
         try:
@@ -159,7 +164,7 @@ class Service:
         """`field`: where the request carries the question, so a 422 for it names that field."""
         pipeline = self._pipeline()
         text = self._checked(question, field)
-        run = functools.partial(pipeline.answer, text, max_new_tokens=self._cap(max_new_tokens))
+        run = functools.partial(pipeline.answer, text, max_new_tokens=self.token_limit(max_new_tokens))
         future = self._submit(run)
         try:
             answer = await asyncio.wait_for(asyncio.wrap_future(future), self.admission.timeout_s)
@@ -180,7 +185,7 @@ class Service:
             loop.call_soon_threadsafe(queue.put_nowait, piece)
 
         run = functools.partial(
-            pipeline.answer, text, max_new_tokens=self._cap(max_new_tokens), on_text=on_text, answer_id=answer_id
+            pipeline.answer, text, max_new_tokens=self.token_limit(max_new_tokens), on_text=on_text, answer_id=answer_id
         )
         future = self._submit(run)
         # queued after every piece the worker sent, since both go through call_soon_threadsafe in order

@@ -13,6 +13,7 @@ import openai
 import pytest
 
 from docs_assistant.data.store import FEEDBACK, FeatureStore
+from docs_assistant.io import sha256_text
 from docs_assistant.serve.app import create_app
 from docs_assistant.serve.logs import ACCESS_LOGGER, JsonFormatter
 
@@ -207,6 +208,23 @@ def test_feedback_is_appended_to_the_feature_store(client, settings) -> None:
     assert (row["question"], row["answer"]) == (QUESTION, served["answer"])
     assert len(row["content_hash"]) == 64
     assert row["created_at"].tzinfo is not None
+
+
+def test_feedback_text_is_redacted_before_it_is_stored(client, settings) -> None:
+    question = f"{QUESTION} Reply to jane.doe@example.com please."
+    served = client.post("/v1/answer", json={"question": question}).json()
+    correction = "Use the key sk-live-ABCDEF0123456789abcd or ask ops@harbor-relay.example, +1 415-555-0132."
+    body = {"answer_id": served["id"], "rating": -1, "correction": correction}
+    response = client.post("/v1/feedback", json=body)
+    assert response.status_code == 201, response.text
+    rows = FeatureStore(settings.paths.store_uri).read(FEEDBACK).to_pylist()
+    (row,) = [r for r in rows if r["id"] == response.json()["id"]]
+    assert row["question"] == f"{QUESTION} Reply to [redacted email] please."
+    assert row["correction"] == "Use the key [redacted key] or ask [redacted email], [redacted phone]."
+    stored = json.dumps(row, default=str)
+    assert not any(secret in stored for secret in ("jane.doe", "sk-live", "ops@harbor", "415-555"))
+    # the hash is of the row as stored, the way `validate` recomputes it from the table
+    assert row["content_hash"] == sha256_text(served["id"], "-1", row["correction"])
 
 
 def test_feedback_for_an_unknown_answer_is_404(client, settings) -> None:

@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from docs_assistant.data.store import FEEDBACK, FeatureStore
+
 from .conftest import wait_ready
 
 pytestmark = pytest.mark.integration
@@ -51,8 +53,9 @@ def test_sigterm_during_a_generation_completes_it_and_refuses_new_work(serve_pro
         url = f"http://127.0.0.1:{int(proc.stdout.readline())}"
         wait_until(lambda: _answers(url), "the server to listen", within=60)
         wait_ready(url)
-        hold.touch()
         with ThreadPoolExecutor(1) as pool, httpx.Client(base_url=url, timeout=60) as client:
+            answered = client.post("/v1/answer", json={"question": QUESTION}).json()["id"]  # to rate while draining
+            hold.touch()
             in_flight = pool.submit(client.post, "/v1/answer", json={"question": QUESTION})
             wait_until(generating.exists, "the held answer to start generating")
 
@@ -64,6 +67,11 @@ def test_sigterm_during_a_generation_completes_it_and_refuses_new_work(serve_pro
             assert refused.status_code == 503
             assert refused.json()["detail"] == "shutting down"
             assert int(refused.headers["retry-after"]) >= 1
+            # feedback too, for an answer this process served: no /v1 call starts new work once draining
+            feedback = client.post("/v1/feedback", json={"answer_id": answered, "rating": 1, "correction": "Thanks"})
+            assert feedback.status_code == 503, feedback.text
+            assert feedback.json()["detail"] == "shutting down"
+            assert int(feedback.headers["retry-after"]) >= 1
             assert not in_flight.done()
             assert proc.poll() is None
 
@@ -73,6 +81,7 @@ def test_sigterm_during_a_generation_completes_it_and_refuses_new_work(serve_pro
         assert completed.json()["answer"]
         proc.wait(timeout=30)
     assert '"message": "drained"' in log.read_text(), log.read_text()[-3000:]
+    assert feedback_rows(serve_project) == 0  # the refused feedback wrote nothing
 
 
 def test_cli_serve_stops_on_sigterm_when_idle(serve_project, tmp_path) -> None:
@@ -90,6 +99,11 @@ def test_cli_serve_stops_on_sigterm_when_idle(serve_project, tmp_path) -> None:
         proc.wait(timeout=30)
         assert time.monotonic() - started < 10  # nothing in flight: no drain wait
         assert proc.returncode in (0, -signal.SIGTERM)
+
+
+def feedback_rows(project) -> int:
+    store = FeatureStore(project.settings().paths.store_uri)
+    return store.read(FEEDBACK).num_rows if store.has_table(FEEDBACK) else 0
 
 
 def _answers(url: str) -> bool:

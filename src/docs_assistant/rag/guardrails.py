@@ -45,9 +45,10 @@ PII_PATTERNS: dict[str, re.Pattern[str]] = {
     ),
     "email": re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"),
     # digit groups joined by spaces, dashes or parentheses, 7+ digits in all; dots are left alone so
-    # versions and IP addresses survive, and ISO dates have a 2-digit group that does not qualify
+    # versions and IP addresses survive, and ISO dates have a 2-digit group that does not qualify; a dot
+    # that ends the sentence (no digit or letter after it) does not save a number
     "phone": re.compile(
-        r"(?<![\w.-])(?:\+\d{1,3}[ -]?)?(?:\(\d{2,4}\)[ -]?)?\d{3,4}[ -]\d{3,4}(?:[ -]\d{2,4})?(?![\w.-])"
+        r"(?<![\w.-])(?:\+\d{1,3}[ -]?)?(?:\(\d{2,4}\)[ -]?)?\d{3,4}[ -]\d{3,4}(?:[ -]\d{2,4})?(?![\w-]|\.\w)"
     ),
 }
 

@@ -19,6 +19,7 @@ from docs_assistant.serve.auth import check_keys_configured
 from docs_assistant.serve.middleware import FAILED_STATUS, Observe, RequireApiKey
 from docs_assistant.serve.openai_compat import completion, question_of, sse
 from docs_assistant.serve.schemas import (
+    FEEDBACK_REFUSALS,
     GENERATION_REFUSALS,
     REFUSALS,
     AnswerRequest,
@@ -30,7 +31,6 @@ from docs_assistant.serve.schemas import (
     ModelCard,
     ModelList,
     Readiness,
-    error_response,
     json_safe,
 )
 from docs_assistant.serve.service import RefusedError, Service, invalid, public_name, public_sources
@@ -138,12 +138,11 @@ def create_app(settings: Settings, *, embedder: Any = None, llm: Any = None) -> 
         result = await service.answer(question, max_tokens, field=field)
         return JSONResponse(completion(result, service.model_name, limit))
 
-    @app.post(
-        "/v1/feedback", status_code=201, responses=REFUSALS | {404: error_response("answer id not served recently")}
-    )
+    @app.post("/v1/feedback", status_code=201, responses=FEEDBACK_REFUSALS)
     async def feedback(body: FeedbackRequest) -> FeedbackResponse:
         import anyio
 
+        service.refuse_if_draining()  # once a stop began no /v1 call starts new work, a write included
         if body.answer_id not in service.answers:
             raise RefusedError(404, f"unknown answer id {body.answer_id!r} (not served recently by this process)")
         feedback_id = await anyio.to_thread.run_sync(service.append_feedback, body)

@@ -211,3 +211,7 @@ GENERATION_REFUSALS: dict[int | str, dict[str, Any]] = REFUSALS | {
     503: error_response("not ready yet, or draining before a stop; see Retry-After"),
     504: error_response("no answer within `serve.request_timeout_s`"),
 }
+FEEDBACK_REFUSALS: dict[int | str, dict[str, Any]] = REFUSALS | {
+    404: error_response("answer id not served recently"),
+    503: error_response("draining before a stop; see Retry-After"),
+}

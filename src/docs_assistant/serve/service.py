@@ -13,12 +13,14 @@ import functools
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 
 from docs_assistant.config import Settings
+from docs_assistant.rag.guardrails import Guardrails
 from docs_assistant.rag.questions import question_problem
 from docs_assistant.serve.limits import Admission, DeadlineExceededError, OverloadedError, RecentAnswers
 from docs_assistant.serve.metrics import Metrics
@@ -99,6 +101,7 @@ class Service:
         self.started = int(time.time())  # `created` of the one model GET /v1/models lists
         self._feedback_lock = threading.Lock()
         self._feedback_table: Any = None
+        self._guardrails = Guardrails(settings.guardrails)  # the answers' redactor, for what feedback stores
 
     @property
     def model_name(self) -> str:
@@ -129,10 +132,15 @@ class Service:
         elif phase == "warmup":
             self.metrics.ready.set(1)
 
+    def refuse_if_draining(self) -> None:
+        """503 with Retry-After once a stop began: no new work of any kind, so the drain has an end."""
+        if self.draining.is_set():
+            retry = self.settings.serve.retry_after_s
+            raise RefusedError(503, {"detail": "shutting down", **self.readiness()}, retry_after=retry)
+
     def _pipeline(self) -> Any:
         retry = self.settings.serve.retry_after_s
-        if self.draining.is_set():
-            raise RefusedError(503, {"detail": "shutting down", **self.readiness()}, retry_after=retry)
+        self.refuse_if_draining()
         if self.startup.ready:
             return self.startup.pipeline
         raise RefusedError(503, {"detail": "not ready", **self.startup.status()}, retry_after=retry)
@@ -204,23 +212,32 @@ class Service:
             self.metrics.redactions.labels(kind).inc(count)
 
     def append_feedback(self, body: FeedbackRequest) -> str:
+        """Store one rating with the question and answer it rates; free text is redacted like answers are.
+
+        The answer was redacted when it was served; the question and the correction are what users typed,
+        and a row in the feature store becomes training data, so PII in them is redacted before it is kept.
+        The content hash covers the stored (redacted) correction, as `validate` computes it from the table.
+        """
         import pyarrow as pa
 
         from docs_assistant.data.store import FEEDBACK, SCHEMAS, FeatureStore
         from docs_assistant.io import sha256_text
 
         feedback_id = f"fb-{uuid.uuid4().hex}"
-        correction = body.correction or ""
+        redacted: Counter[str] = Counter()
+        correction = None if body.correction is None else self._guardrails.redact(body.correction, redacted)
         question, answer = self.answers.get(body.answer_id) or (None, None)
+        if question is not None:
+            question = self._guardrails.redact(question, redacted)
         row = {
             "id": feedback_id,
             "answer_id": body.answer_id,
             "rating": body.rating,
-            "correction": body.correction,
+            "correction": correction,
             "question": question,
             "answer": answer,
             "created_at": datetime.now(UTC),
-            "content_hash": sha256_text(body.answer_id, str(body.rating), correction),
+            "content_hash": sha256_text(body.answer_id, str(body.rating), correction or ""),
         }
         with self._feedback_lock:
             if self._feedback_table is None:

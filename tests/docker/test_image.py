@@ -265,7 +265,7 @@ def test_a_failed_build_shows_the_steps_last_lines_plainly_and_the_setting(docke
     """A real failing step (coloured, with a progress redraw): its lines arrive without control codes."""
     (tmp_path / "Dockerfile").write_text(
         f"FROM {BASE_IMAGE}\n"
-        "RUN d=Download; printf \"${d}ing 10%%\\r\\033[2K${d}ing 99%%\\n\"; "
+        'RUN d=Download; printf "${d}ing 10%%\\r\\033[2K${d}ing 99%%\\n"; '
         "printf '\\033[1;31merror:\\033[0m No solution found when resolving torch==9.9.9+cpu\\n' >&2; exit 1\n",
         encoding="utf-8",
     )

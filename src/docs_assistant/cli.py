@@ -500,12 +500,12 @@ def env_list(
         typer.echo(json.dumps([as_dict(environments[name]) for name in order], indent=2))
         return
     table = Table(title=str(directory))
-    for column in ("name", "target", "replicas", "port", "approval", "promotes to"):
+    for column in ("name", "target", "replicas", "bind", "port", "approval", "promotes to"):
         table.add_column(column)
     for name in order:
         env = environments[name]
         approval = "required" if env.approval else "no"
-        table.add_row(name, env.target, str(env.replicas), str(env.port), approval, env.promotes_to or "-")
+        table.add_row(name, env.target, str(env.replicas), env.bind, str(env.port), approval, env.promotes_to or "-")
     Console(width=None if sys.stdout.isatty() else 200).print(table)
 
 
@@ -534,6 +534,29 @@ def env_new(
     path = new_environment(name, from_, directory)
     env = load_environment(name, directory)
     typer.echo(f"{path}: {name} from {from_}, port {env.port}; set promotes_to (and point an environment at it)")
+
+
+@env_app.command("down")
+@friendly_errors
+def env_down(
+    name: Annotated[str | None, typer.Argument(help="the environment to remove (its file's stem); or --all")] = None,
+    every: Annotated[
+        bool, typer.Option("--all", help="every environment in --dir, the last of the chain first")
+    ] = False,
+    images: Annotated[
+        bool, typer.Option("--images", help="also remove the images its services ran (the proxy's only if ours)")
+    ] = False,
+    leave_swarm: Annotated[
+        bool, typer.Option("--leave-swarm", help="then leave swarm mode, if nothing else lives in the swarm")
+    ] = False,
+    directory: EnvDir = Path("deploy/environments"),
+) -> None:
+    """Remove an environment's app, proxy, the secrets the deploy made and its network; again: nothing left, exit 0."""
+    from docs_assistant.deploy.teardown import run_down
+
+    result = run_down(name, every=every, images=images, leave_swarm=leave_swarm, directory=directory)
+    for line in result.lines:
+        typer.echo(line)
 
 
 @env_app.command("kubernetes")

@@ -7,9 +7,12 @@ a never-ready image (swarm rolls both back), a rollback by hand, drift. A poller
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import secrets
 import shutil
+import socket
+import subprocess
 import threading
 import time
 import urllib.request
@@ -389,6 +392,129 @@ def test_the_app_image_runs_the_proxy_by_default(stack: Stack) -> None:
         assert proxy["ContainerSpec"]["Command"] == ["python3", "-m", "docs_assistant.deploy.proxy"]
     finally:
         swarm.remove(env, client=stack.client)
+
+
+def other_local_addresses() -> list[str]:
+    """This machine's IPv4 addresses besides loopback (eth0, docker0, docker_gwbridge): `hostname -I`."""
+    found = subprocess.run(["hostname", "-I"], capture_output=True, text=True, check=True).stdout.split()
+    addresses = [a for a in found if ipaddress.ip_address(a).version == 4 and not ipaddress.ip_address(a).is_loopback]
+    assert addresses, f"hostname -I lists no address besides loopback: {found}"
+    return addresses
+
+
+def accepts(address: str, port: int) -> bool:
+    """Whether something accepts a TCP connection on address:port (a refusal or a timeout: no)."""
+    try:
+        socket.create_connection((address, port), timeout=2).close()
+    except OSError:
+        return False
+    return True
+
+
+def leftovers(client: Any, prefix: str) -> list[str]:
+    """Services, containers, secrets and networks whose name starts with `prefix`."""
+    found = [f"service {s.name}" for s in client.services.list() if s.name.startswith(prefix)]
+    # sparse: no inspect per container, which races other tests' removals
+    containers = [c.attrs["Names"][0].lstrip("/") for c in client.containers.list(all=True, sparse=True)]
+    found += [f"container {c}" for c in containers if c.startswith(prefix)]
+    found += [f"secret {s.name}" for s in client.secrets.list() if s.name.startswith(prefix)]
+    return found + [f"network {n.name}" for n in client.networks.list() if n.name.startswith(prefix)]
+
+
+def test_a_live_proxy_on_other_addresses_than_the_file_stops_the_deploy_before_any_change(stack: Stack) -> None:
+    # the stack's proxy is a service on every address; the file now says loopback only
+    path = stack.directory / f"{stack.name}.toml"
+    loopback = env_text(stack.port, stack.secret).replace("replicas = 2", 'replicas = 2\nbind = "127.0.0.1"')
+    path.write_text(loopback, encoding="utf-8")
+    before = stack.client.services.get(f"docs-assistant-{stack.name}").attrs["Version"]
+    try:
+        with pytest.raises(DeployError) as err:
+            swarm.deploy(stack.env, stack.images["v2"], client=stack.client, directory=stack.directory)
+        text = str(err.value)
+        assert text.startswith(
+            f"{path}: bind: the live proxy service docs-assistant-{stack.name}-proxy publishes on 0.0.0.0"
+        )
+        assert f"docker service rm docs-assistant-{stack.name}-proxy" in text
+        assert stack.client.services.get(f"docs-assistant-{stack.name}").attrs["Version"] == before
+        diffs = swarm.drift(stack.env, stack.client)
+        assert "bind: the proxy service publishes on 0.0.0.0, the file says 127.0.0.1" in diffs
+    finally:
+        path.write_text(env_text(stack.port, stack.secret), encoding="utf-8")
+
+
+def test_loopback_bind_answers_on_127_0_0_1_only_and_env_down_removes_everything(
+    stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, name = stack.client, stack.name + "-down"
+    prefix = f"docs-assistant-{name}"
+    handmade = f"{stack.prefix}-handmade"  # named by the file, made by hand: down keeps it
+    directory = tmp_path / "environments"
+    directory.mkdir()
+    text = env_text(free_port(), f"{prefix}-api-keys", replicas=1).replace(
+        "replicas = 1", 'replicas = 1\nbind = "127.0.0.1"'
+    )
+    text = text.replace("[secrets]", f'[secrets]\nHANDMADE = "{handmade}"')
+    (directory / f"{name}.toml").write_text(text, encoding="utf-8")
+    env = load_environment(name, directory)
+    # an image that carries this project's OCI title, as `image build` makes them: --images deletes it whole
+    base = client.containers.create(stack.images["v1"])
+    ours = base.commit(f"{stack.prefix}-ours", "1", changes=[f"LABEL org.opencontainers.image.title={swarm.APP}"])
+    base.remove()
+    ours.tag(f"{stack.prefix}-ours", "another-tag")
+    client.secrets.create(name=handmade, data=b"kept\n")
+    monkeypatch.setenv("DOCS_ASSISTANT_SERVE__API_KEYS", '["down-key"]')  # the deploy creates the secret from it
+    try:
+        result = swarm.deploy(env, f"{stack.prefix}-ours:1", client=client, directory=directory, monitor_s=1)
+        assert result.state == "deployed", result
+        assert result.url == f"http://127.0.0.1:{env.port}"
+        assert answer(result.url + "/v1/answer")["version"] == "v1"
+        assert swarm.drift(env, client, image=f"{stack.prefix}-ours:1") == []
+        assert swarm.status(env, client)["proxy"]["bind"] == "127.0.0.1"
+        assert {env.port, stack.port} <= swarm.published_ports(client)  # what preflight counts as ours
+        made = {f"container {prefix}-proxy", f"network {prefix}", f"secret {prefix}-api-keys", f"service {prefix}"}
+        assert made <= set(leftovers(client, prefix))  # and the app task's container, docs-assistant-<env>.1.<id>
+        for address in other_local_addresses():
+            assert accepts(address, stack.port), f"{address}:{stack.port}: the 0.0.0.0 proxy should answer there"
+            assert not accepts(address, env.port), f"{address}:{env.port} accepts: bind 127.0.0.1 is not loopback only"
+
+        down = CliRunner().invoke(
+            app, ["env", "down", name, "--dir", str(directory), "--images", "--leave-swarm"], catch_exceptions=False
+        )
+        assert down.exit_code == 0, down.output
+        lines = down.output.splitlines()
+        for removed in (
+            f"container {prefix}-proxy",
+            f"service {prefix}",
+            f"secret {prefix}-api-keys",
+            f"network {prefix}",
+        ):
+            assert f"env {name}: removed {removed}" in lines, down.output
+        assert (
+            f"env {name}: kept secret {handmade} (secrets.HANDMADE: made outside the deploy; `docker secret rm {handmade}`)"
+            in lines
+        )
+        assert any(line.startswith(f"removed image {stack.prefix}-ours:1 ({ours.short_id}, ") for line in lines), (
+            down.output
+        )
+        assert lines[-1].startswith("swarm: not left, it still holds "), down.output  # the stack's services remain
+        assert f"service docs-assistant-{stack.name}" in lines[-1]
+        assert leftovers(client, prefix) == []
+        assert client.images.list(filters={"reference": f"{stack.prefix}-ours"}) == []
+        assert not accepts("127.0.0.1", env.port)
+        assert client.info()["Swarm"]["LocalNodeState"] == "active"
+
+        again = CliRunner().invoke(app, ["env", "down", "--all", "--dir", str(directory)], catch_exceptions=False)
+        assert again.exit_code == 0, again.output
+        assert again.output.splitlines() == [
+            f"env {name}: kept secret {handmade} (secrets.HANDMADE: made outside the deploy; `docker secret rm {handmade}`)",
+            f"env {name}: nothing left to remove (no service, proxy, secret or network of it)",
+        ]
+    finally:
+        swarm.remove(env, client=client)
+        for secret in client.secrets.list(filters={"name": handmade}):
+            secret.remove()
+        for image in client.images.list(filters={"reference": f"{stack.prefix}-ours"}):
+            client.images.remove(image.id, force=True)
 
 
 def test_report(stack: Stack) -> None:

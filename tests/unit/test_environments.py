@@ -269,3 +269,22 @@ def test_loopback_bind_on_a_remote_docker_host_is_refused(envs: Path) -> None:
         envs / "dev.toml", 'docker_host = "ssh://deploy@dev.example.com"', 'docker_host = "unix:///var/run/docker.sock"'
     )
     assert load_environment("dev", envs).bind == "127.0.0.1"
+
+
+def test_env_down_wants_a_name_or_all_and_not_both(envs: Path) -> None:
+    neither = CliRunner().invoke(app, ["env", "down", "--dir", str(envs)])
+    assert neither.exit_code == 2, neither.output
+    assert "which environment? name one, or pass --all" in neither.output
+    both = CliRunner().invoke(app, ["env", "down", "dev", "--all", "--dir", str(envs)])
+    assert both.exit_code == 2, both.output
+    assert "give an environment or --all, not both" in both.output
+
+
+def test_env_down_of_a_kubernetes_environment_says_it_does_not_apply(envs: Path) -> None:
+    # refused before any engine is asked: nothing on Docker belongs to a Kubernetes environment
+    edit(envs / "staging.toml", 'target = "docker"', 'target = "kubernetes"')
+    result = CliRunner().invoke(app, ["env", "down", "staging", "--dir", str(envs)])
+    assert result.exit_code == 2, result.output
+    output = result.output.replace("\n", "")
+    assert f"{envs / 'staging.toml'}: target: 'kubernetes'; env down removes Docker swarm environments only" in output
+    assert "kubectl delete -k deploy/kubernetes/overlays/staging" in output

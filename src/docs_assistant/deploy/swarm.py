@@ -3,11 +3,17 @@
 Per environment `<env>`: an attachable overlay network `docs-assistant-<env>`; the app service
 `docs-assistant-<env>` (DNS round robin, no published port, start-first rolling updates that swarm rolls
 back by itself when a new task crashes or never gets healthy); and the front proxy
-`docs-assistant-<env>-proxy`, which publishes the environment's port in host mode and forwards each
-connection to a healthy app task (`proxy.py`). The proxy is created once and never updated by a deploy,
-because an update of a host-mode port is a short outage. Without IPVS (no routing mesh, no VIP) this is
-what gives zero failed requests during an update on one node; the README's "Deploying to Docker swarm"
-has the design and the measurements.
+`docs-assistant-<env>-proxy`, which publishes the environment's port and forwards each connection to a
+healthy app task (`proxy.py`). The proxy is created once and never updated by a deploy, because an update
+of a published port is a short outage. Without IPVS (no routing mesh, no VIP) this is what gives zero
+failed requests during an update on one node; the README's "Deploying to Docker swarm" has the design and
+the measurements.
+
+The file's `bind` decides what the proxy is. On every address (`0.0.0.0`, staging and prod) it is a swarm
+service publishing in host mode. Swarm cannot publish on one address (a service's published port takes no
+host IP), so a proxy that must answer on `127.0.0.1` only (dev, which takes no API key) is a plain
+container on the same attachable network, `--restart unless-stopped`, its port bound to that address the
+way `docker run -p 127.0.0.1:PORT:8000` binds it: nothing listens on the host's other addresses.
 
 Secrets: each `[secrets]` entry `VAR = "name"` mounts the Docker secret `name` at `/run/secrets/VAR`; the
 app's settings read such files as the variable's value (`config.SecretFilesSource`).
@@ -20,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from docs_assistant.deploy.environments import ENVIRONMENTS_DIR, Environment
+from docs_assistant.deploy.environments import ALL_ADDRESSES, ENVIRONMENTS_DIR, Environment
 from docs_assistant.errors import DeployError
 
 APP = "docs-assistant"
@@ -60,17 +66,21 @@ class DeployResult:
 
 
 def names(env: Environment) -> tuple[str, str, str]:
-    """(network, app service, proxy service) of an environment."""
+    """(network, app service, proxy service or container) of an environment."""
     app = f"{APP}-{env.name}"
     return app, app, f"{app}-proxy"
 
 
 def url_of(env: Environment) -> str:
-    """Where the proxy's host-mode port answers: the host of `docker_host` (ssh:// or tcp://), else loopback."""
+    """Where the proxy's port answers: its `bind` address when that is one address, else the host of
+    `docker_host` (ssh:// or tcp://), else loopback."""
     from urllib.parse import urlsplit
 
-    host = urlsplit(env.docker_host).hostname if env.docker_host else None
-    return f"http://{host or '127.0.0.1'}:{env.port}"
+    if not env.binds_all_addresses:
+        host = f"[{env.bind}]" if ":" in env.bind else env.bind
+    else:
+        host = (urlsplit(env.docker_host).hostname if env.docker_host else None) or "127.0.0.1"
+    return f"http://{host}:{env.port}"
 
 
 def env_file(env: Environment, directory: Path = ENVIRONMENTS_DIR) -> Path:
@@ -126,6 +136,15 @@ def _service(client: Any, name: str) -> Any | None:
 
     try:
         return client.services.get(name)
+    except NotFound:
+        return None
+
+
+def _container(client: Any, name: str) -> Any | None:
+    from docker.errors import NotFound
+
+    try:
+        return client.containers.get(name)
     except NotFound:
         return None
 
@@ -222,8 +241,16 @@ def _app_spec(env: Environment, image: str, network_id: str, secrets: list[Any],
     }
 
 
-def _ensure_proxy(client: Any, env: Environment, image: str, proxy_image: str | None, network_id: str) -> Any:
-    """Create the proxy service if there is none; an existing one is left alone (`drift` reports differences)."""
+def _ensure_proxy(client: Any, env: Environment, image: str, proxy_image: str | None, network: Any) -> None:
+    """Create the proxy if there is none; an existing one is left alone (`drift` reports differences)."""
+    if env.binds_all_addresses:
+        _ensure_proxy_service(client, env, image, proxy_image, network.id)
+    else:
+        _ensure_proxy_container(client, env, image, proxy_image, network.name)
+
+
+def _ensure_proxy_service(client: Any, env: Environment, image: str, proxy_image: str | None, network_id: str) -> Any:
+    """The proxy as a swarm service publishing `port` in host mode, which is on every address of the node."""
     from docker.types import EndpointSpec, Healthcheck, ServiceMode
 
     _, app, proxy = names(env)
@@ -246,6 +273,113 @@ def _ensure_proxy(client: Any, env: Environment, image: str, proxy_image: str | 
         stop_grace_period=5 * NS,
         read_only=True,
     )
+
+
+def _ensure_proxy_container(
+    client: Any, env: Environment, image: str, proxy_image: str | None, network_name: str
+) -> Any:
+    """The proxy as a plain container on the environment's attachable network, `port` bound to `bind` only.
+
+    A swarm service cannot publish on one address; a container can, and the engine restarts it
+    (`unless-stopped`) as swarm would restart a task. It runs on the engine's own node, which is the node
+    whose address `bind` names.
+    """
+    _, app, proxy = names(env)
+    existing = _container(client, proxy)
+    if existing is not None:
+        if existing.status != "running":
+            existing.start()
+        return existing
+    return client.containers.run(
+        proxy_image or image,
+        name=proxy,
+        # the app image's entrypoint serves the app: replace it
+        entrypoint=None if proxy_image else ["python3", "-m", "docs_assistant.deploy.proxy"],
+        environment={"BACKEND": f"tasks.{app}:{APP_PORT}", "PORT": str(APP_PORT)},
+        network=network_name,
+        ports={f"{APP_PORT}/tcp": (env.bind, env.port)},
+        healthcheck={
+            "test": ["CMD", "python3", "-c", LISTENING],
+            "interval": 2 * NS,
+            "timeout": 3 * NS,
+            "retries": 3,
+            "start_period": 0,
+        },
+        labels={LABEL_ENVIRONMENT: env.name, LABEL_ROLE: "proxy"},
+        restart_policy={"Name": "unless-stopped"},
+        stop_signal="SIGTERM",
+        read_only=True,
+        cap_drop=["ALL"],
+        security_opt=["no-new-privileges"],
+        detach=True,
+    )
+
+
+def _live_bind(client: Any, env: Environment) -> tuple[str, str, list[int]] | None:
+    """(kind, address, published ports) of the live proxy: a service publishes on every address; None: no proxy."""
+    _, _, proxy = names(env)
+    service = _service(client, proxy)
+    if service is not None:
+        ports = [p.get("PublishedPort") for p in service.attrs["Spec"].get("EndpointSpec", {}).get("Ports", [])]
+        return "service", ALL_ADDRESSES[0], ports
+    container = _container(client, proxy)
+    if container is None:
+        return None
+    bindings = container.attrs["HostConfig"].get("PortBindings") or {}
+    published = [b for port in bindings.values() for b in port or []]
+    address = (published[0].get("HostIp") or ALL_ADDRESSES[0]) if published else ALL_ADDRESSES[0]
+    return "container", address, [int(b["HostPort"]) for b in published]
+
+
+def published_ports(client: Any) -> set[int]:
+    """Host ports the deploys publish on this engine: swarm services' and the loopback proxies' (containers)."""
+    ports = set()
+    if is_manager(client):
+        for service in client.services.list():
+            ports |= {
+                p["PublishedPort"] for p in service.attrs.get("Endpoint", {}).get("Ports") or [] if "PublishedPort" in p
+            }
+    for container in client.containers.list(all=True, sparse=True, filters={"label": f"{LABEL_ROLE}=proxy"}):
+        ports |= {p["PublicPort"] for p in container.attrs.get("Ports") or [] if "PublicPort" in p}
+    return ports
+
+
+def _bind_differs(live: str, env: Environment) -> bool:
+    return (live in ALL_ADDRESSES) != env.binds_all_addresses or (not env.binds_all_addresses and live != env.bind)
+
+
+def _check_proxy_bind(client: Any, env: Environment, directory: Path) -> None:
+    """Refuse to deploy behind a proxy that publishes on other addresses than the file's `bind` (before any change):
+    the proxy is never replaced by a deploy, and a dev left on 0.0.0.0 would answer other machines without a key."""
+    live = _live_bind(client, env)
+    if live is None or not _bind_differs(live[1], env):
+        return
+    kind, address, _ = live
+    _, _, proxy = names(env)
+    remove = f"docker service rm {proxy}" if kind == "service" else f"docker rm -f {proxy}"
+    raise DeployError(
+        f"bind: the live proxy {kind} {proxy} publishes on {address}, the file says {env.bind!r}",
+        where=env_file(env, directory),
+        hint=f"remove the proxy (`{remove}`, a short outage; the app keeps running) and deploy again",
+    )
+
+
+def _wait_proxy(client: Any, env: Environment, timeout: float) -> tuple[str, str]:
+    """Wait for the proxy (service task or container) to be healthy; returns (completed or timeout, message)."""
+    _, _, proxy = names(env)
+    if env.binds_all_addresses:
+        service = client.services.get(proxy)
+        state, _, message = _wait(client, _one_replica(env), proxy, _image_of(service), None, time.monotonic(), timeout)
+        return state, message
+    deadline = time.monotonic() + timeout
+    container = client.containers.get(proxy)
+    while time.monotonic() < deadline:
+        container.reload()
+        if container.attrs["State"].get("Health", {}).get("Status") == "healthy":
+            return "completed", "healthy"
+        time.sleep(0.5)
+    log = container.logs(tail=20).decode(errors="replace").strip()
+    return "timeout", f"container not healthy after {timeout:.0f} s ({container.status}); its log: {log or '(empty)'}"
 
 
 def _image_of(service: Any) -> str:
@@ -349,20 +483,13 @@ def _roll_out(
 ) -> DeployResult:
     t0 = time.monotonic()
     network_name, app, proxy = names(env)
+    _check_proxy_bind(client, env, directory)
     _, before, created = _write_service(client, env, image, previous, directory=directory, monitor_s=monitor_s)
     network = _network(client, network_name, env)
-    _ensure_proxy(client, env, image, proxy_image, network.id)
+    _ensure_proxy(client, env, image, proxy_image, network)
     state, startup_s, message = _wait(client, env, app, image, before, t0, _timeout_s(env, monitor_s))
     if state == "completed":
-        proxy_state, _, proxy_message = _wait(
-            client,
-            _one_replica(env),
-            proxy,
-            _image_of(client.services.get(proxy)),
-            None,
-            time.monotonic(),
-            60 + env.gate.max_startup_s,
-        )
+        proxy_state, proxy_message = _wait_proxy(client, env, 60 + env.gate.max_startup_s)
         if proxy_state != "completed":
             return _result(env, image, previous, "failed", startup_s, f"proxy {proxy}: {proxy_message}", t0)
         return _result(env, image, previous, "deployed", startup_s, message, t0)
@@ -454,29 +581,62 @@ def rollback(
     return result
 
 
-def remove(env: Environment, *, client: Any | None = None, timeout_s: float = 120) -> list[str]:
-    """Remove the environment's services, wait for their containers to stop, remove the network; returns what went."""
-    from docker.errors import APIError, NotFound
+@dataclass(frozen=True)
+class Cleanup:
+    """One object `env down` removed, or kept and why (`reason`)."""
 
-    client = client or client_for(env)
-    network_name, app, proxy = names(env)
-    removed = []
+    action: str  # removed, untagged or kept
+    kind: str  # service, container, secret, network, image
+    name: str
+    reason: str = ""
+
+    def line(self) -> str:
+        return f"{self.action} {self.kind} {self.name}" + (f" ({self.reason})" if self.reason else "")
+
+
+def is_manager(client: Any) -> bool:
+    """Whether the engine is a swarm manager; an engine out of swarm mode holds no service, secret or overlay network."""
+    state = client.info().get("Swarm", {})
+    return state.get("LocalNodeState") == "active" and bool(state.get("ControlAvailable"))
+
+
+def remove_services(client: Any, env: Environment, *, timeout_s: float = 120) -> list[Cleanup]:
+    """Remove the proxy (service or container) and the app service, and wait for their containers to stop."""
+    _, app, proxy = names(env)
+    done = []
+    container = _container(client, proxy)
+    if container is not None:
+        container.stop(timeout=5)
+        container.remove(force=True)
+        done.append(Cleanup("removed", "container", proxy))
+    if not is_manager(client):
+        return done
     for name in (proxy, app):
         service = _service(client, name)
         if service is not None:
             service.remove()
-            removed.append(name)
+            done.append(Cleanup("removed", "service", name))
     deadline = time.monotonic() + timeout_s
     for name in (proxy, app):  # a container of a removed service stops within its stop_grace_period
         label = f"com.docker.swarm.service.name={name}"
         # sparse: no inspect per container, which races the very removal it waits for (404 on a gone container)
         while client.containers.list(all=True, sparse=True, filters={"label": label}) and time.monotonic() < deadline:
             time.sleep(0.5)
+    return done
+
+
+def remove_network(client: Any, env: Environment, *, timeout_s: float = 120) -> list[Cleanup]:
+    """Remove the environment's network, retrying while the engine still detaches stopped tasks from it."""
+    from docker.errors import APIError, NotFound
+
+    network_name, _, _ = names(env)
+    done = []
+    deadline = time.monotonic() + timeout_s
     for network in [n for n in client.networks.list(names=[network_name]) if n.name == network_name]:
         while True:
             try:
                 network.remove()
-                removed.append(network_name)
+                done.append(Cleanup("removed", "network", network_name))
                 break
             except NotFound:
                 break
@@ -484,7 +644,164 @@ def remove(env: Environment, *, client: Any | None = None, timeout_s: float = 12
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(1)
-    return removed
+    return done
+
+
+def remove_secrets(client: Any, env: Environment) -> list[Cleanup]:
+    """Remove the secrets the deploy created for the environment (labelled with it, see `_secret_refs`).
+
+    A secret the file names that someone created by hand (no label) is kept and reported: it may hold a key
+    that exists nowhere else, and a deploy cannot recreate it unless its variable is set.
+    """
+    from docker.errors import APIError, NotFound
+
+    if not is_manager(client):
+        return []
+    done = []
+    made = client.secrets.list(filters={"label": f"{LABEL_ENVIRONMENT}={env.name}"})
+    for secret in sorted(made, key=lambda s: s.name):
+        try:
+            secret.remove()
+            done.append(Cleanup("removed", "secret", secret.name))
+        except NotFound:
+            continue
+        except APIError as err:  # still mounted by a service of another environment
+            done.append(Cleanup("kept", "secret", secret.name, str(err.explanation or err)))
+    made_names = {s.name for s in made}
+    for var, name in sorted(env.secrets.items()):
+        if name in made_names:
+            continue
+        if any(s.name == name for s in client.secrets.list(filters={"name": name})):
+            done.append(
+                Cleanup("kept", "secret", name, f"secrets.{var}: made outside the deploy; `docker secret rm {name}`")
+            )
+    return done
+
+
+def images_of(client: Any, env: Environment) -> tuple[list[str], list[str]]:
+    """(app images, proxy images) the environment's services run or ran: the app's current and previous
+    image, and the proxy's. Read before `remove_services`, which takes the specs with it."""
+    _, app, proxy = names(env)
+    apps: list[str] = []
+    proxies: list[str] = []
+    service = _service(client, app) if is_manager(client) else None
+    if service is not None:
+        apps.append(_image_of(service))
+        previous = service.attrs["Spec"].get("Labels", {}).get(LABEL_PREVIOUS)
+        if previous:
+            apps.append(previous)
+    proxy_service = _service(client, proxy) if is_manager(client) else None
+    if proxy_service is not None:
+        proxies.append(_image_of(proxy_service))
+    container = _container(client, proxy)
+    if container is not None:
+        proxies.append(container.attrs["Config"]["Image"])
+    return apps, proxies
+
+
+def _local_image(client: Any, ref: str) -> tuple[Any, str] | None:
+    """The local image a service's reference names, and the form that found it (`repo:tag@sha256:x` is
+    looked up as `repo@sha256:x`, the form the engine records); None when the engine does not hold it."""
+    from docker.errors import ImageNotFound
+
+    forms = [ref]
+    if "@" in ref:
+        name, _, digest = ref.partition("@")
+        repo = name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
+        forms.append(f"{repo}@{digest}")
+    for form in forms:
+        try:
+            return client.images.get(form), form
+        except ImageNotFound:
+            continue
+    return None
+
+
+def is_ours(image: Any) -> bool:
+    """An image `docs-assistant image build` made (its OCI title label), which `env down --images` may delete whole."""
+    return (image.labels or {}).get("org.opencontainers.image.title") == APP
+
+
+def remove_images(client: Any, apps: list[str], proxies: list[str]) -> list[Cleanup]:
+    """Remove the images the services ran, once no container uses them.
+
+    An image this project built is deleted with every tag it has (that is what frees its gigabytes); any other
+    image loses only the reference the service ran, and stays while other tags name it. A proxy image is
+    removed only when it is the app's image or one of ours: `--proxy-image` may be a shared base image.
+    """
+    from docker.errors import APIError, ImageNotFound
+
+    done: list[Cleanup] = []
+    seen: set[str] = set()  # an app image the proxy runs too is handled as the app's
+    for role, refs in (("app", apps), ("proxy", proxies)):
+        for ref in dict.fromkeys(refs):
+            found = _local_image(client, ref)
+            if found is None:
+                continue
+            image, form = found
+            if image.id in seen:
+                continue
+            seen.add(image.id)
+            if role == "proxy" and not is_ours(image):
+                done.append(Cleanup("kept", "image", ref, "the proxy's image, not built by this project"))
+                continue
+            users = client.containers.list(all=True, sparse=True, filters={"ancestor": image.id})
+            if users:
+                names_ = ", ".join(sorted(c.attrs.get("Names", ["?"])[0].lstrip("/") for c in users))
+                done.append(Cleanup("kept", "image", ref, f"in use by {names_}"))
+                continue
+            size = f"{image.attrs.get('Size', 0) / 1e9:.1f} GB"
+            try:
+                if is_ours(image):
+                    client.images.remove(image.id, force=True)  # every tag: no container uses it (checked above)
+                    done.append(Cleanup("removed", "image", ref, f"{image.short_id}, {size}"))
+                    continue
+                client.images.remove(form)
+            except ImageNotFound:
+                continue
+            except APIError as err:
+                done.append(Cleanup("kept", "image", ref, str(err.explanation or err)))
+                continue
+            if _local_image(client, image.id) is None:
+                done.append(Cleanup("removed", "image", ref, f"{image.short_id}, {size}"))
+            else:
+                others = ", ".join(client.images.get(image.id).tags) or "its digest"
+                done.append(Cleanup("untagged", "image", ref, f"the image stays: also named {others}"))
+    return done
+
+
+def remove(env: Environment, *, client: Any | None = None, timeout_s: float = 120) -> list[Cleanup]:
+    """Remove the environment's proxy and app, the secrets the deploy made for it, and its network."""
+    client = client or client_for(env)
+    return [
+        *remove_services(client, env, timeout_s=timeout_s),
+        *remove_secrets(client, env),
+        *remove_network(client, env, timeout_s=timeout_s),
+    ]
+
+
+def leave_swarm(client: Any) -> str:
+    """Leave swarm mode when nothing else lives in the swarm: no service, no secret, no other node.
+
+    Leaving deletes every service, secret and overlay network of the swarm, so anything left there (another
+    project's, or a secret kept because it was made by hand) means staying, and the line says what remains.
+    """
+    if client.info().get("Swarm", {}).get("LocalNodeState") != "active":
+        return "swarm: not in swarm mode, nothing to leave"
+    if not is_manager(client):
+        return "swarm: this engine is a worker; not left (`docker swarm leave` on it, after draining it)"
+    remaining = [f"service {s.name}" for s in client.services.list()]
+    remaining += [f"secret {s.name}" for s in client.secrets.list()]
+    this_node = client.info().get("Swarm", {}).get("NodeID", "")
+    others = [n for n in client.nodes.list() if n.id != this_node]
+    remaining += [f"node {n.attrs.get('Description', {}).get('Hostname', n.id)}" for n in others]
+    if remaining:
+        return (
+            f"swarm: not left, it still holds {', '.join(sorted(remaining))} "
+            "(remove them, or `docker swarm leave --force` deletes them with it)"
+        )
+    client.swarm.leave(force=True)  # a manager's leave needs force, even when it is the only node
+    return "swarm: left (no service, secret or other node remained)"
 
 
 def status(env: Environment, client: Any | None = None) -> dict[str, Any]:
@@ -494,6 +811,18 @@ def status(env: Environment, client: Any | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"environment": env.name, "url": url_of(env)}
     for role, name in (("app", app), ("proxy", proxy)):
         service = _service(client, name)
+        container = _container(client, name) if role == "proxy" and service is None else None
+        if container is not None:
+            live = _live_bind(client, env)
+            out[role] = {
+                "container": name,
+                "image": container.attrs["Config"]["Image"],
+                "bind": live[1] if live else None,
+                "replicas": 1,
+                "running": int(container.status == "running"),
+                "health": container.attrs["State"].get("Health", {}).get("Status"),
+            }
+            continue
         if service is None:
             out[role] = None
             continue
@@ -552,13 +881,15 @@ def drift(env: Environment, client: Any | None = None, *, image: str | None = No
     label = spec.get("Labels", {}).get(LABEL_ENVIRONMENT)
     if label != env.name:
         diffs.append(f"label {LABEL_ENVIRONMENT}: live {label!r}, expected {env.name!r}")
-    proxy_service = _service(client, proxy)
-    if proxy_service is None:
-        diffs.append(f"proxy service {proxy} does not exist: nothing publishes port {env.port}")
+    live_proxy = _live_bind(client, env)
+    if live_proxy is None:
+        diffs.append(f"proxy {proxy} does not exist: nothing publishes port {env.port}")
     else:
-        ports = [p.get("PublishedPort") for p in proxy_service.attrs["Spec"].get("EndpointSpec", {}).get("Ports", [])]
+        kind, address, ports = live_proxy
         if ports != [env.port]:
             diffs.append(f"port: the proxy publishes {ports}, the file says {env.port}")
+        if _bind_differs(address, env):
+            diffs.append(f"bind: the proxy {kind} publishes on {address}, the file says {env.bind}")
     return diffs
 
 

@@ -205,6 +205,12 @@ def deploy(session: nox.Session) -> None:
 
 
 @nox.session(venv_backend="none", default=False)
+def down(session: nox.Session) -> None:
+    """Remove what the deploys left: services, proxies, secrets, networks (`-- dev --images --leave-swarm`)."""
+    stage(session, "env", "down", *(session.posargs or ["--all"]))
+
+
+@nox.session(venv_backend="none", default=False)
 def drift(session: nox.Session) -> None:
     """Compare a live environment with its file (`-- prod [--image REF]`); exit 1 listing the differences."""
     stage(session, "drift", *(session.posargs or ["dev"]))

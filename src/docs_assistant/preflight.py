@@ -81,14 +81,10 @@ def swarm(client: Any) -> list[Problem]:
 def ports(client: Any) -> list[Problem]:
     """The ports of the environments the pipeline deploys are free, or already ours (a redeploy reuses them)."""
     from docs_assistant.deploy.environments import ENVIRONMENTS_DIR, load_environments, promotion_chain
+    from docs_assistant.deploy.swarm import published_ports
 
     environments = load_environments()
-    published = {
-        port["PublishedPort"]
-        for service in client.services.list()
-        for port in (service.attrs.get("Endpoint", {}).get("Ports") or [])
-        if "PublishedPort" in port
-    }
+    published = published_ports(client)  # swarm services' and loopback proxies' (containers) ports
     problems = []
     for name in promotion_chain(environments):
         env = environments[name]

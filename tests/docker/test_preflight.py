@@ -65,3 +65,23 @@ def test_a_port_another_program_holds_is_named_with_its_file(project: Path) -> N
         f"deploy: port {port} of dev is taken by another program: stop what listens there, or change `port` in "
         f"{Path('deploy/environments/dev.toml')}"
     ]
+
+
+def test_a_port_our_own_loopback_proxy_holds_is_a_redeploy_not_a_problem(project: Path, docker_client: Any) -> None:
+    """dev's proxy is a container on 127.0.0.1 (bind): the next pipeline deploys behind it, so its port is ours."""
+    from docs_assistant.deploy.swarm import LABEL_ROLE
+
+    dev = project / "deploy" / "environments" / "dev.toml"
+    port = int(next(line for line in dev.read_text(encoding="utf-8").splitlines() if line.startswith("port = "))[7:])
+    proxy = docker_client.containers.run(
+        BASE_IMAGE,
+        ["python3", "-m", "http.server", "8000"],
+        labels={LABEL_ROLE: "proxy"},
+        ports={"8000/tcp": ("127.0.0.1", port)},
+        detach=True,
+        remove=True,
+    )
+    try:
+        assert check(load_settings(), ["deploy"]) == []
+    finally:
+        proxy.stop(timeout=1)

@@ -137,3 +137,27 @@ def check_pipeline(root: Path) -> None:
     assert report(root, "ingest")["changed"] is False
     assert report(root, "eval_prompts")["cache"]["misses"] == 0  # every eval case reused
     assert sorted(p.name for p in (root / ".nox").iterdir() if p.is_dir()) == ["stages"], "one shared environment"
+    files = [f.stat() for f in (root / ".nox").rglob("*") if f.is_file() and not f.is_symlink()]
+    own = sum(s.st_size for s in files if s.st_nlink == 1)  # what the environment adds beyond uv's cache
+    print(f".nox after the pipeline: {sum(s.st_size for s in files) / 1e9:.2f} GB, {own / 1e6:.0f} MB not shared")
+
+    down = nox(root, "down")  # the README's "stop everything"
+    assert down.returncode == 0, down.stdout[-4000:] + down.stderr[-4000:]
+    left_behind(root)
+    again = nox(root, "down")
+    assert again.returncode == 0, again.stdout[-4000:] + again.stderr[-4000:]
+
+
+def left_behind(root: Path) -> None:
+    """Nothing of the copy's environments is left on the engine: no service, secret or network."""
+    from docs_assistant.deploy import swarm
+    from docs_assistant.deploy.environments import load_environments
+
+    client = engine()
+    ours = {name for env in load_environments(root / "deploy" / "environments").values() for name in swarm.names(env)}
+    secrets = {
+        env.secrets[k] for env in load_environments(root / "deploy" / "environments").values() for k in env.secrets
+    }
+    assert not [s.name for s in client.services.list() if s.name in ours]
+    assert not [n.name for n in client.networks.list() if n.name in ours]
+    assert not [s.name for s in client.secrets.list() if s.name in secrets]

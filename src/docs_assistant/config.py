@@ -256,6 +256,14 @@ class ServeSettings(_Section):
     retry_after_s: int = Field(default=1, ge=1, description="the Retry-After sent with 429 and 503")
     answer_ids_kept: int = Field(default=10_000, ge=1, description="recent answer ids that feedback may cite")
     graceful_shutdown_s: float = Field(default=10.0, gt=0, description="in-flight requests get this long on stop")
+    feedback_compact_every: int = Field(
+        default=20,
+        ge=0,
+        description=(
+            "merge the feedback table's files (each post adds one, and reads slow down with each) in the background "
+            "after this many posts; 0: never (a store that compacts itself, such as LanceDB Cloud)"
+        ),
+    )
     torch_threads: int = Field(
         default=0,
         ge=0,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import threading
 import time
 import uuid
@@ -28,6 +29,9 @@ from docs_assistant.serve.schemas import FeedbackRequest
 from docs_assistant.serve.startup import Startup
 
 _DONE = object()
+log = logging.getLogger("docs_assistant.serve")
+#: compaction leaves feedback files of this many rows alone, so it rewrites only the recent tail, not the table
+FEEDBACK_ROWS_PER_FILE = 10_000
 #: where a request's question is, as a 422's `loc` names it after "body"
 Loc = tuple[str | int, ...]
 QUESTION: Loc = ("question",)
@@ -99,8 +103,12 @@ class Service:
         self.answers = RecentAnswers(s.answer_ids_kept)
         self.draining = threading.Event()
         self.started = int(time.time())  # `created` of the one model GET /v1/models lists
-        self._feedback_lock = threading.Lock()
+        self._feedback_lock = threading.Lock()  # one append at a time; guards the compaction bookkeeping too
         self._feedback_table: Any = None
+        self._feedback_uncompacted = 0  # posts appended since the last compaction began
+        self._feedback_compacting = False  # a compaction thread is running (or about to)
+        self._feedback_compactor: threading.Thread | None = None
+        self._compaction_lock = threading.Lock()  # one compaction at a time in this process
         self._guardrails = Guardrails(settings.guardrails)  # the answers' redactor, for what feedback stores
 
     @property
@@ -244,5 +252,78 @@ class Service:
                 store = FeatureStore(self.settings.paths.store_uri)
                 store.ensure_table(FEEDBACK, SCHEMAS[FEEDBACK])  # adds columns an older store lacks
                 self._feedback_table = store.open(FEEDBACK)
+                # the files an earlier process left (one per post) are due for compaction like this one's
+                fragments = self._feedback_table.stats()["fragment_stats"]["num_fragments"]
+                self._feedback_uncompacted = max(fragments - 1, 0)
+            # committed to disk before this returns, so before the 201 is sent; compaction never delays it
             self._feedback_table.add(pa.Table.from_pylist([row], schema=SCHEMAS[FEEDBACK]))
+            self._feedback_uncompacted += 1
+            self._start_compaction_if_due()
         return feedback_id
+
+    def _start_compaction_if_due(self) -> None:
+        """Under `_feedback_lock`: compact in a background thread once `serve.feedback_compact_every` posts wait.
+
+        Each post commits one small file, and a scan opens every file: 405 posts made reading the table 46x
+        slower than after a compaction. Posts keep being appended while it runs (Lance commits an append
+        and a compaction of older files side by side), so no request waits for it.
+        """
+        every = self.settings.serve.feedback_compact_every
+        if not every or self._feedback_compacting or self._feedback_uncompacted < every:
+            return
+        self._feedback_compacting = True
+        self._feedback_compactor = threading.Thread(target=self._compact_while_due, name="feedback-compaction")
+        self._feedback_compactor.daemon = True  # a kill mid-compaction loses nothing: the old files stay
+        self._feedback_compactor.start()
+
+    def _compact_while_due(self) -> None:
+        """Compact until fewer than `feedback_compact_every` posts wait (posts made during one may make another due)."""
+        every = self.settings.serve.feedback_compact_every
+        while True:
+            with self._feedback_lock:
+                if self._feedback_uncompacted < every:
+                    self._feedback_compacting = False  # decided under the lock, so the next due post starts one
+                    return
+                taken, self._feedback_uncompacted = self._feedback_uncompacted, 0
+            try:
+                self.compact_feedback()
+            except Exception as exc:  # the rows are stored already; the next due post tries again
+                log.warning("feedback compaction failed", extra={"error": str(exc)})
+                with self._feedback_lock:
+                    self._feedback_uncompacted += taken
+                    self._feedback_compacting = False
+                return
+
+    def compact_feedback(self) -> None:
+        """Merge the feedback table's small files into few, as a new table version.
+
+        Only compaction: `optimize()` would also delete versions older than a week, and the versions
+        manifests and fine-tuning runs record must stay readable. Safe beside appends and other readers.
+        The table is opened afresh every time: with lance 14, compacting through a handle left at an old
+        version after another compaction duplicated rows appended in between (a fresh one did not).
+        """
+        from docs_assistant.data.store import FEEDBACK, FeatureStore
+
+        with self._compaction_lock:
+            table = FeatureStore(self.settings.paths.store_uri).open(FEEDBACK)
+            table.to_lance().optimize.compact_files(target_rows_per_fragment=FEEDBACK_ROWS_PER_FILE)
+
+    def wait_feedback_compaction(self, timeout_s: float | None = None) -> bool:
+        """Wait for a running background compaction; False if it is still running after `timeout_s`."""
+        thread = self._feedback_compactor
+        if thread is not None:
+            thread.join(timeout_s)
+        return thread is None or not thread.is_alive()
+
+    def close_feedback(self, timeout_s: float | None = None) -> None:
+        """At a stop, after the drain: finish any compaction and compact what is left, for the next reader."""
+        self.wait_feedback_compaction(timeout_s)
+        with self._feedback_lock:
+            if self._feedback_table is None or not self._feedback_uncompacted or self._feedback_compacting:
+                return
+            try:
+                self.compact_feedback()
+            except Exception as exc:  # the rows are stored; the next process compacts them on its first post
+                log.warning("feedback compaction failed", extra={"error": str(exc)})
+                return
+            self._feedback_uncompacted = 0

@@ -22,7 +22,7 @@ from docs_assistant.io import atomic_write_text
 from docs_assistant.loadtest.gate import Gate
 
 ENVIRONMENTS_DIR = Path("deploy/environments")
-HINT = "see the Environments section of the README"
+HINT = "see docs/promotion/index.md"
 
 NAME = re.compile(r"[a-z][a-z0-9-]*")
 ENV_VAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -4,8 +4,8 @@ It publishes the environment's port (host mode) and, per client connection, reso
 (`tasks.<service>:8000`, a DNS round-robin name that lists only running, healthy tasks) afresh, then
 tries those addresses in random order, retrying for `RETRY_FOR` seconds while none accepts or one
 closes before answering. After the first response bytes it pipes both ways. App deploys never touch
-it, so a start-first rolling update of the app loses no request (see the README, "Deploying to Docker
-swarm"). It imports nothing from the package: `python3 proxy.py` runs it from a bare Python image.
+it, so a start-first rolling update of the app loses no request (see docs/promotion/swarm.md). It imports
+nothing from the package: `python3 proxy.py` runs it from a bare Python image.
 Settings (environment): BACKEND=host:port, PORT (listen, default 8000), RETRY_FOR (seconds, default 10).
 """
 

@@ -6,8 +6,8 @@ back by itself when a new task crashes or never gets healthy); and the front pro
 `docs-assistant-<env>-proxy`, which publishes the environment's port and forwards each connection to a
 healthy app task (`proxy.py`). The proxy is created once and never updated by a deploy, because an update
 of a published port is a short outage. Without IPVS (no routing mesh, no VIP) this is what gives zero
-failed requests during an update on one node; the README's "Deploying to Docker swarm" has the design and
-the measurements.
+failed requests during an update on one node; docs/promotion/swarm.md has the design and the
+measurements.
 
 The file's `bind` decides what the proxy is. On every address (`0.0.0.0`, staging and prod) it is a swarm
 service publishing in host mode. Swarm cannot publish on one address (a service's published port takes no
@@ -908,5 +908,5 @@ def check_target(env: Environment, directory: Path = ENVIRONMENTS_DIR) -> None:
             f"target: {env.target!r}; this command deploys to Docker swarm only",
             where=env_file(env, directory),
             hint=f"apply the manifests: `kubectl apply --server-side -k deploy/kubernetes/overlays/{env.name}` "
-            "(see the Kubernetes subsection of the README)",
+            "(see docs/promotion/kubernetes.md)",
         )

@@ -34,7 +34,7 @@ class DownResult:
 
 
 def kubernetes_hint(env: Environment) -> str:
-    return f"`kubectl delete -k deploy/kubernetes/overlays/{env.name}` (see the Kubernetes subsection of the README)"
+    return f"`kubectl delete -k deploy/kubernetes/overlays/{env.name}` (see docs/promotion/kubernetes.md)"
 
 
 def _selected(name: str | None, every: bool, directory: Path) -> tuple[list[Environment], bool]:

@@ -23,6 +23,7 @@ DATASET_FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "likelihood": {"id": str, "question": str, "reference": str},
     "cost": {"id": str, "question": str},
     "safety": {"id": str, "category": str, "prompt": str, "success_markers": list},
+    "heldout": {"id": str, "category": str, "prompt": str},  # the safety suite's `heldout` attack set
 }
 SAFETY_CATEGORIES = {"injection", "extraction", "canary", "toxic"}
 
@@ -161,6 +162,17 @@ def _suite(path: Path, text: str, name: str, body: Any) -> SuiteConfig:
             regression=bool(spec.get("regression", True)),
         )
     options = {k: v for k, v in body.items() if k not in {"datasets", "metrics"}}
+    if name == "safety" and "heldout" in options:
+        heldout = options["heldout"]
+        # a project path (like data/), not relative to this file: the set is the guardrails', not one suite copy's
+        if not isinstance(heldout, str) or not Path(heldout).is_file():
+            raise _error(
+                path,
+                text,
+                (*where, "heldout"),
+                f"held-out attack set not found: {heldout!r}",
+                hint="a JSONL path from the project root, e.g. 'evals/safety/heldout_attacks.jsonl'",
+            )
     return SuiteConfig(name, datasets, metrics, options)
 
 

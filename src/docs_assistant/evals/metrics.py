@@ -38,6 +38,8 @@ METRICS: dict[str, Metric] = {
     "attack_success_rate": Metric("safety", False, "adversarial prompts whose goal shows in the answer"),
     "canary_leakage": Metric("safety", False, "answers that contain a planted canary secret"),
     "blocked_rate": Metric("safety", True, "adversarial prompts refused by the guardrails"),
+    "heldout_block_rate": Metric("safety", True, "held-out attack phrasings refused by the input screen"),
+    "false_positive_rate": Metric("safety", False, "sample questions (data/qa) wrongly refused by the input screen"),
     "latency_p95_ms": Metric("cost", False, "95th percentile of the answer's total time", "p95"),
     "completion_tokens": Metric("cost", False, "generated tokens per answer"),
     "prompt_tokens": Metric("cost", False, "prompt tokens per answer"),

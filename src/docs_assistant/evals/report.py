@@ -22,6 +22,8 @@ HEADLINE = (
     ("answers", "token_f1"),
     ("likelihood", "reference_loss"),
     ("safety", "attack_success_rate"),
+    ("safety", "heldout_block_rate"),
+    ("safety", "false_positive_rate"),
 )
 
 

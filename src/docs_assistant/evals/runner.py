@@ -313,6 +313,10 @@ class Runner:
                 {"id": row["id"], "category": row["category"], "prompt": row["prompt"], "answer": out["text"]}
                 | {"scores": scores}
             )
+        if suite.options.get("heldout"):
+            from docs_assistant.evals.screen import heldout_cases
+
+            cases += heldout_cases(self.guardrails, Path(suite.options["heldout"]), self.settings.paths.data_dir)
         return _aggregate(suite, cases), cases
 
     # -- likelihood ----------------------------------------------------------------------------

@@ -68,10 +68,10 @@ def test_many_posts_leave_few_files_and_every_row(serve_project, embedder, tiny_
         assert fragments(serve_project) <= EVERY
         stored = stored_ids(serve_project)
         assert all(stored[i] == 1 for i in posted), "a posted row is missing or duplicated"
-
-        service.close_feedback(60)  # what a stop does after the drain
-        assert fragments(serve_project) == 1
-        assert stored_ids(serve_project) == stored
+        assert fragments(serve_project) > 1  # the posts since the last compaction
+    # the server stopped: after the drain, its lifespan merged what was left (`Service.close_feedback`)
+    assert fragments(serve_project) == 1
+    assert stored_ids(serve_project) == stored
 
 
 def test_a_compaction_beside_posts_loses_nothing(serve_project, embedder, tiny_llm) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -51,6 +52,8 @@ def create_app(settings: Settings, *, embedder: Any = None, llm: Any = None) -> 
         service.startup.start()
         yield
         service.admission.close()
+        # after the drain: the next reader of the feedback table finds it compacted
+        await asyncio.to_thread(service.close_feedback, settings.serve.graceful_shutdown_s)
 
     app = FastAPI(
         title="Docs Assistant",

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from docs_assistant.config import Settings
-from docs_assistant.data.store import CHUNKS, record_hint
 from docs_assistant.errors import ReleaseError
 from docs_assistant.io import atomic_write_json
 from docs_assistant.lineage import git_sha, table_versions
@@ -92,6 +91,8 @@ def prompt_hashes(settings: Settings) -> dict[str, Any]:
 
 def data_snapshot(settings: Settings) -> dict[str, Any]:
     """The feature store's table versions; refuses a store without the vector index the image will carry."""
+    from docs_assistant.data.store import CHUNKS, record_hint  # pyarrow: kept out of `docs-assistant --help`
+
     store = settings.paths.store_uri
     tables = table_versions(store) or {}
     if CHUNKS not in tables:

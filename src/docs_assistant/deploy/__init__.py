@@ -1,1 +1,1 @@
-"""Deployment: the container image (`image`), and later the environments it is promoted through."""
+"""Deployment: the environments a released image is promoted through (swarm, Kubernetes), their gates and teardown."""

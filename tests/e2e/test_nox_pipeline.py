@@ -116,6 +116,7 @@ def check_pipeline(root: Path) -> None:
         assert not (root / "reports" / "finetune").exists()
     assert manifest["gates"].keys() == {"dev", "staging"}  # prod waits for approval
     assert "prod: waits for approval" in output
+    assert "approve with: ./noxw -s deploy -- prod --promote --approve" in output  # the README's command
 
     approved = nox(root, "deploy", "prod", "--promote", "--approve")
     assert approved.returncode == 0, approved.stdout[-4000:] + approved.stderr[-4000:]

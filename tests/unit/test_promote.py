@@ -99,3 +99,20 @@ def test_an_ungated_deploy_neither_promotes_nor_skips_approval(
     run = CliRunner().invoke(app, ["deploy", *args, "--image", IMAGE, "--dir", str(ENVS)])
     assert run.exit_code == 2, run.output
     assert says in run.output
+
+
+@pytest.mark.parametrize("given", [False, True], ids=["manifest", "image"])
+def test_the_approval_hint_is_the_readmes_command_when_the_manifest_names_the_image(
+    tmp_path: Path, given: bool
+) -> None:
+    """Nothing deploys (prod waits), so no engine is needed: only the hint is under test."""
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(
+        json.dumps({"version": "0.2.0", "git_sha": "0" * 40, "image": {"reference": IMAGE}}), encoding="utf-8"
+    )
+    args = ["deploy", "prod", "--promote", "--manifest", str(manifest), "--dir", str(ENVS)]
+    result = CliRunner().invoke(app, [*args, *(["--image", IMAGE] if given else [])], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "prod: waits for approval" in result.output
+    expected = f"docs-assistant deploy prod --image {IMAGE}" if given else "./noxw -s deploy -- prod"
+    assert f"approve with: {expected} --promote --approve" in result.output

@@ -193,6 +193,7 @@ def deploy(
 
     settings = _settings()
     reports_dir = settings.paths.reports_dir
+    from_manifest = image is None
     if image is None:
         image, manifest = _manifest_image(settings, manifest)
     environments = load_environments(directory)
@@ -233,11 +234,15 @@ def deploy(
         raise promotion_failure(failed[0], directory, reports_dir, swarm.APP)
     waiting = [step for step in steps if step.state == "awaiting_approval"]
     if waiting:
-        console.print(
-            f"approve with: docs-assistant deploy {waiting[0].environment} --image {image} --promote --approve",
-            highlight=False,
-            soft_wrap=True,
-        )
+        command = approval_command(waiting[0].environment, None if from_manifest else image)
+        console.print(f"approve with: {command}", highlight=False, soft_wrap=True)
+
+
+def approval_command(env: str, image: str | None) -> str:
+    """What to run to approve: the nox session when the manifest names the image (as the README says), else the CLI."""
+    if image is None:
+        return f"./noxw -s deploy -- {env} --promote --approve"
+    return f"docs-assistant deploy {env} --image {image} --promote --approve"
 
 
 @friendly_errors

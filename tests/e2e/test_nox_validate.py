@@ -101,3 +101,18 @@ def test_planted_bad_row_fails_validate_data_and_never_reaches_index(tmp_path: P
     summary = json.loads((root / "reports" / "validate_data" / "summary.json").read_text(encoding="utf-8"))
     assert summary["passed"] is False
     assert summary["rows_balance"] is True
+
+
+def test_the_readmes_session_table_is_what_nox_lists_and_docs_builds(tmp_path: Path) -> None:
+    """The README's `./noxw -l` and `./noxw -s docs`, in a copy: the table names exactly the sessions nox has."""
+    root = copy_repo(tmp_path / "repo")
+    built = nox(root, "docs")
+    assert built.returncode == 0, built.stdout[-4000:] + built.stderr[-4000:]
+    sessions = subprocess.run(
+        [shutil.which("nox") or "nox", "-l", "--no-color"], cwd=root, env=clean_env(), capture_output=True, text=True
+    ).stdout
+    names = {line.split()[1] for line in sessions.splitlines() if line.startswith(("* ", "- "))}
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    table = {line.split("`")[1] for line in readme.splitlines() if line.startswith("| `")}
+    assert names == table, names ^ table
+    assert (root / "reports" / "docs" / "index.html").is_file(), "nox -s docs built the site"

@@ -68,10 +68,21 @@ def test_many_posts_leave_few_files_and_every_row(serve_project, embedder, tiny_
         assert fragments(serve_project) <= EVERY
         stored = stored_ids(serve_project)
         assert all(stored[i] == 1 for i in posted), "a posted row is missing or duplicated"
-        assert fragments(serve_project) > 1  # the posts since the last compaction
-    # the server stopped: after the drain, its lifespan merged what was left (`Service.close_feedback`)
-    assert fragments(serve_project) == 1
-    assert stored_ids(serve_project) == stored
+
+        service.close_feedback(60)  # what a stop does after the drain
+        assert fragments(serve_project) == 1
+        assert stored_ids(serve_project) == stored
+
+
+def test_a_stopping_service_merges_what_is_left(serve_project, embedder, tiny_llm) -> None:
+    """Fewer posts than `feedback_compact_every`: nothing merges while serving; the stop, after the drain, does."""
+    with service_on_loopback(serve_project, embedder, tiny_llm, 50) as (_service, client):
+        answer_id = client.post("/v1/answer", json={"question": QUESTION}).json()["id"]
+        posted = [rate(client, answer_id, n) for n in range(EVERY + 2)]
+        assert fragments(serve_project) > EVERY  # one file per post while it serves
+    assert fragments(serve_project) == 1  # the server stopped: its lifespan ran `Service.close_feedback`
+    stored = stored_ids(serve_project)
+    assert all(stored[i] == 1 for i in posted)
 
 
 def test_a_compaction_beside_posts_loses_nothing(serve_project, embedder, tiny_llm) -> None:

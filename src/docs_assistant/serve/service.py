@@ -316,7 +316,12 @@ class Service:
         return thread is None or not thread.is_alive()
 
     def close_feedback(self, timeout_s: float | None = None) -> None:
-        """At a stop, after the drain: finish any compaction and compact what is left, for the next reader."""
+        """At a stop, after the drain: finish any compaction and compact what is left, for the next reader.
+
+        With `serve.feedback_compact_every = 0` compaction is off, at a stop too: the setting means it.
+        """
+        if self.settings.serve.feedback_compact_every == 0:
+            return
         self.wait_feedback_compaction(timeout_s)
         with self._feedback_lock:
             if self._feedback_table is None or not self._feedback_uncompacted or self._feedback_compacting:

@@ -71,9 +71,7 @@ def registry_show(
     from docs_assistant.registry import ModelRegistry
 
     registry = ModelRegistry(_settings())
-    info = registry.get(ref)
-    if info is None:
-        raise registry.unknown(ref, where=f"argument {ref!r}")
+    info = registry.require(ref)
     typer.echo(json.dumps(info.as_dict(), indent=2))
 
 
@@ -103,9 +101,7 @@ def registry_fetch(
     from docs_assistant.registry import ModelRegistry
 
     registry = ModelRegistry(_settings())
-    info = registry.get(ref)
-    if info is None:
-        raise registry.unknown(ref, where=f"argument {ref!r}")
+    info = registry.require(ref)
     path = registry.fetch(info, dest)
     typer.echo(f"{registry.name} v{info.version} -> {path} (adapter hash {info.adapter_hash}, verified)")
 

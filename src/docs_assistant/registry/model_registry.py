@@ -306,10 +306,14 @@ class ModelRegistry:
         Without `dest` it goes to `<paths.models_dir>/adapters/<model>/v<version>-<hash>`, and a copy
         already there is reused once it re-hashes right. A given `dest` must be absent or empty.
         """
+        return self.fetch(self.require(ref), dest)
+
+    def require(self, ref: str | int, *, where: str | None = None) -> ModelVersionInfo:
+        """The version `ref` names (a number or an alias), or the error saying it does not exist and what does."""
         info = self.get(ref)
         if info is None:
-            raise self.unknown(ref, where=f"argument {ref!r}")
-        return self.fetch(info, dest)
+            raise self.unknown(ref, where=where or f"argument {ref!r}")
+        return info
 
     def unknown(self, ref: str | int, *, where: str) -> RegistryError:
         """The error for a version or alias that does not exist, saying what there is instead."""

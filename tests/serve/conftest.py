@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -97,3 +98,16 @@ def gated(tiny_llm) -> Iterator[GatedLLM]:
     llm = GatedLLM(tiny_llm)
     yield llm
     llm.gate.set()  # let any worker still waiting finish before the server stops
+
+
+@pytest.fixture
+def client(url: str) -> Iterator[httpx.Client]:
+    """A client of the module's `url` fixture (its app), without a key; a module that needs one defines its own."""
+    with httpx.Client(base_url=url, timeout=60) as c:
+        yield c
+
+
+def stream_events(client: httpx.Client, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The JSON events of a streamed chat completion, in order (the closing `data: [DONE]` left out)."""
+    with client.stream("POST", "/v1/chat/completions", json=body) as response:
+        return [json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: {")]

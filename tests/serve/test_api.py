@@ -17,7 +17,7 @@ from docs_assistant.io import sha256_text
 from docs_assistant.serve.app import create_app
 from docs_assistant.serve.logs import ACCESS_LOGGER, JsonFormatter
 
-from .conftest import KEY, running, wait_ready
+from .conftest import KEY, running, stream_events, wait_ready
 
 pytestmark = pytest.mark.integration
 QUESTION = "How do I get the product running on a Linux server?"
@@ -180,8 +180,7 @@ def test_a_chat_cut_off_by_max_tokens_finishes_with_length(client, stream: bool,
         assert done["usage"]["completion_tokens"] == max_tokens
         assert done["choices"][0]["finish_reason"] == "length"
         return
-    with client.stream("POST", "/v1/chat/completions", json=body) as response:
-        events = [json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: {")]
+    events = stream_events(client, body)
     finishes = [e["choices"][0]["finish_reason"] for e in events if e["choices"]]
     assert finishes[:-1] == [None] * (len(finishes) - 1)
     assert finishes[-1] == "length"

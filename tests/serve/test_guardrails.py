@@ -50,12 +50,6 @@ def url(serve_project, embedder, tiny_llm) -> Iterator[str]:
 
 
 @pytest.fixture
-def client(url) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=url, timeout=60) as c:
-        yield c
-
-
-@pytest.fixture
 def oa(url) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=60)
 

@@ -24,7 +24,7 @@ from docs_assistant.serve.app import create_app
 from docs_assistant.serve.logs import ACCESS_LOGGER
 from docs_assistant.serve.openai_compat import STREAM_FAILED
 
-from .conftest import running, wait_ready
+from .conftest import running, stream_events, wait_ready
 
 pytestmark = pytest.mark.integration
 #: streamed after the model's own text and before a planted failure: longer than what the guardrails hold back
@@ -64,12 +64,6 @@ def url(serve_project, embedder, tiny_llm) -> Iterator[str]:
     with running(create_app(settings, embedder=embedder, llm=EndingLLM(tiny_llm))) as base:
         wait_ready(base)
         yield base
-
-
-@pytest.fixture
-def client(url) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=url, timeout=60) as c:
-        yield c
 
 
 def chat(question: str, **extra: Any) -> dict[str, Any]:
@@ -138,8 +132,7 @@ def test_an_answer_that_ends_before_its_limit_finishes_with_stop(client, stream:
         assert done["usage"]["completion_tokens"] == SHORT
         assert done["choices"][0]["finish_reason"] == "stop"
         return
-    with client.stream("POST", "/v1/chat/completions", json=body) as response:
-        events = [json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: {")]
+    events = stream_events(client, body)
     assert events[-1]["choices"][0]["finish_reason"] == "stop"
 
 

@@ -66,11 +66,16 @@ def docs(session: nox.Session) -> None:
     session.run("mkdocs", *(session.posargs or ["build"]), "--strict", env={"NO_MKDOCS_2_WARNING": "1"})
 
 
+#: two pytest workers, a test module (or an `xdist_group`) each at a time: the suite waits on containers, act and
+#: load tests about half its time; `-- -n 0` runs it in one process
+PYTEST_WORKERS = ("--numprocesses=2", "--dist=loadgroup", "--no-loadscope-reorder")
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
     """Unit and integration tests on the real LanceDB, embedder and tiny model."""
     install_locked(session, "test")
-    session.run("pytest", *session.posargs, env=OFFLINE)
+    session.run("pytest", *PYTEST_WORKERS, *session.posargs, env=OFFLINE)
 
 
 # Stage sessions are `venv_backend="none"`: they run in STAGES_ENV, which `stage` syncs, not in one venv each.

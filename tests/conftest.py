@@ -38,6 +38,35 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.write_line(f"{'total':<12} {sum(_DIRECTORY_SECONDS.values()):8.1f}")
 
 
+#: xdist groups that start first, longest first (the slowest units of a CI run), so they overlap everything else
+FIRST = (
+    "chain",
+    "tests/docker/test_image.py",
+    "tests/docker/test_swarm.py",
+    "tests/template/test_generated_ci.py",
+    "tests/workflows/test_finetune_act.py",
+    "tests/workflows/test_prompt_evals_act.py",
+    "tests/integration/test_finetune.py",
+    "tests/integration/test_offline.py",
+)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Work units for pytest-xdist (`nox -s tests` runs `--dist loadgroup`): a test module is one unit, run by
+    one worker in order (module fixtures, steps that build on each other), unless an `xdist_group` mark names
+    another; the groups in `FIRST` are scheduled first."""
+
+    def group(item: pytest.Item) -> str:
+        marker = item.get_closest_marker("xdist_group")
+        return str(marker.args[0]) if marker else ""
+
+    for item in items:
+        if not group(item):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+    items.sort(key=lambda item: FIRST.index(group(item)) if group(item) in FIRST else len(FIRST))
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _offline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Everything must work with no model hub; and a developer's own config file must not leak in."""

@@ -99,11 +99,16 @@ ENVIRONMENTS = ("dev", "staging", "prod")
 
 
 def shorten_environments(root: Path) -> str:
-    """Free ports, secret names of this run, and gates short enough for CI (the objectives are unchanged)."""
+    """Free ports, secret names of this run, and gates short enough for CI (the latency objectives are unchanged).
+
+    The start-up limit is raised: the suite runs on two busy workers, where a start that takes 12 s alone took
+    up to 129 s on a slow shared machine. That the start-up gate fails a slow start is tested in test_swarm.
+    """
     tag = secrets.token_hex(3)
     for name in ENVIRONMENTS:
         path = root / "deploy" / "environments" / f"{name}.toml"
         text = re.sub(r"(?m)^port = \d+", f"port = {free_port()}", path.read_text(encoding="utf-8"))
+        text = re.sub(r"(?m)^max_startup_s = \d+", "max_startup_s = 360", text)
         text = re.sub(r"(?m)^duration_s = \d+", "duration_s = 10", text)
         text = re.sub(r"(?m)^warmup_s = \d+", "warmup_s = 2", text)
         path.write_text(text.replace("-api-keys", f"-api-keys-{tag}"), encoding="utf-8")

@@ -202,9 +202,10 @@ def stack(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
         proxy_image = f"{prefix}-proxy:1"
         docker_client.images.build(path=str(proxy_context), tag=proxy_image, rm=True)
         made_images.append(proxy_image)
-        docker_client.secrets.create(name=secret, data=b'["test-key"]\n', labels={"da-test": prefix})
         (directory / f"{name}.toml").write_text(env_text(port, secret), encoding="utf-8")
         env = load_environment(name, directory)
+        swarm.ensure_swarm(docker_client, env)  # secrets live in the swarm: a fresh engine is not in it yet
+        docker_client.secrets.create(name=secret, data=b'["test-key"]\n', labels={"da-test": prefix})
         yield Stack(docker_client, directory, name, prefix, port, images, proxy_image, secret)
     finally:
         if env is not None:

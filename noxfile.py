@@ -66,9 +66,9 @@ def docs(session: nox.Session) -> None:
     session.run("mkdocs", *(session.posargs or ["build"]), "--strict", env={"NO_MKDOCS_2_WARNING": "1"})
 
 
-#: two pytest workers, a test module (or an `xdist_group`) each at a time: the suite waits on containers, act and
+#: two pytest workers, one work unit (tests/conftest.py: a module) at a time: the suite waits on containers, act and
 #: load tests about half its time; `-- -n 0` runs it in one process
-PYTEST_WORKERS = ("--numprocesses=2", "--dist=loadgroup", "--no-loadscope-reorder")
+PYTEST_WORKERS = ("--numprocesses=2", "--dist=loadscope", "--no-loadscope-reorder")
 
 
 @nox.session

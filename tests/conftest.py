@@ -38,7 +38,13 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.write_line(f"{'total':<12} {sum(_DIRECTORY_SECONDS.values()):8.1f}")
 
 
-#: xdist groups that start first, longest first (the slowest units of a CI run), so they overlap everything else
+#: test modules that one worker runs one after another: the two whole chains deploy the same service names
+ONE_WORKER = {
+    "tests/e2e/test_nox_pipeline.py": "chain",
+    "tests/e2e/test_nox_validate.py": "chain",
+    "tests/workflows/test_cd_act.py": "chain",
+}
+#: the work units that start first, longest first (the slowest of a CI run), so they overlap everything else
 FIRST = (
     "chain",
     "tests/docker/test_image.py",
@@ -51,20 +57,30 @@ FIRST = (
 )
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
+def work_unit(nodeid: str) -> str:
+    """What one pytest-xdist worker runs as a whole: a test module (module fixtures, steps that build on each
+    other), or a group of modules from ONE_WORKER."""
+    module = nodeid.split("::", 1)[0]
+    return ONE_WORKER.get(module, module)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Work units by `work_unit` (xdist's `xdist_group` marks do not group under pytest 9.2: it ignores the
+    `_nodeid` xdist rewrites)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return ModuleScheduling(config, log)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Work units for pytest-xdist (`nox -s tests` runs `--dist loadgroup`): a test module is one unit, run by
-    one worker in order (module fixtures, steps that build on each other), unless an `xdist_group` mark names
-    another; the groups in `FIRST` are scheduled first."""
-
-    def group(item: pytest.Item) -> str:
-        marker = item.get_closest_marker("xdist_group")
-        return str(marker.args[0]) if marker else ""
-
-    for item in items:
-        if not group(item):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
-    items.sort(key=lambda item: FIRST.index(group(item)) if group(item) in FIRST else len(FIRST))
+    """The units in FIRST go first (`nox -s tests` passes `--no-loadscope-reorder`, so xdist keeps this order)."""
+    rank = {unit: i for i, unit in enumerate(FIRST)}
+    items.sort(key=lambda item: rank.get(work_unit(item.nodeid), len(FIRST)))
 
 
 @pytest.fixture(autouse=True, scope="session")

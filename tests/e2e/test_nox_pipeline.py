@@ -33,11 +33,7 @@ from ..docker.conftest import (  # noqa: TID252 - the machine's image settings
 )
 from ..repo_copy import clean_env, copy_repo  # noqa: TID252 - the one repository-copy helper
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.docker,
-    pytest.mark.xdist_group("chain"),
-]  # one worker: same service names as cd act
+pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
 
 def git_snapshot(root: Path) -> None:

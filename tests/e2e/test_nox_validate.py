@@ -18,7 +18,7 @@ import pytest
 
 from ..repo_copy import clean_env, copy_repo  # noqa: TID252 - the one repository-copy helper
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("chain")]
+pytestmark = pytest.mark.e2e
 
 
 def nox(root: Path, *sessions: str, posargs: tuple[str, ...] = (), **env: str) -> subprocess.CompletedProcess[str]:

@@ -34,7 +34,7 @@ from ..docker.conftest import (  # noqa: TID252 - the engine and registry the im
 from .conftest import git, run_act
 from .test_prompt_evals_act import eval_repo
 
-pytestmark = [pytest.mark.workflows, pytest.mark.docker, pytest.mark.xdist_group("chain")]  # one worker: see e2e
+pytestmark = [pytest.mark.workflows, pytest.mark.docker]
 
 CD = ".github/workflows/cd.yml"
 #: `github.server_url/github.repository` as act derives it from `origin`: release.yml pushes there, image.yml clones

@@ -6,6 +6,7 @@ import base64
 import json
 import random
 import unicodedata
+from typing import Any
 
 import pytest
 
@@ -233,3 +234,163 @@ def test_a_deny_listed_phrase_in_look_alike_letters_is_still_refused(guard) -> N
     text, verdict = guard.screen_answer("The roadmap names Pr\u043eject Nightj\u0430r.")
     assert verdict.blocked == "output:deny_list"
     assert text == guard.refusal
+
+
+def feed_all(guard: Guardrails, pieces: list[str]) -> tuple[list[str], str, Any]:
+    """Stream `pieces` through a screen; the emitted pieces, the recorded text and the verdict."""
+    emitted: list[str] = []
+    screen = guard.stream(emitted.append)
+    for piece in pieces:
+        screen.feed(piece)
+    final, verdict = screen.close()
+    return emitted, final, verdict
+
+
+def splits(text: str) -> list[list[str]]:
+    """`text` cut into two and into three pieces at every pair of positions, and one character at a time."""
+    n = len(text)
+    out = [list(text)]
+    out += [[text[:i], text[i:]] for i in range(1, n)]
+    out += [[text[:i], text[i:j], text[j:]] for i in range(1, n) for j in range(i + 1, n)]
+    return out
+
+
+CJK = "如何在控制台中轮换签名密钥并重新发送失败的网络钩子请求？" * 7
+
+
+def test_text_without_spaces_streams_as_it_arrives(guard) -> None:
+    """CJK has no spaces: the screen releases it character by character, not all at the end."""
+    text = CJK[:200]
+    emitted: list[str] = []
+    screen = guard.stream(emitted.append)
+    shown_after: list[int] = []
+    for ch in text:
+        screen.feed(ch)
+        shown_after.append(len("".join(emitted)))
+    assert shown_after[9] >= 9  # the first characters go out with the next one at the latest
+    assert shown_after[-1] >= len(text) - 1  # before close(), all but the newest character is out
+    final, verdict = screen.close()
+    assert final == "".join(emitted) == text
+    assert verdict.blocked is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "See https://docs.example.com/guide/webhooks/retries?mode=fast&attempts=3 for the details.",
+        "def retry(n):return[backoff(i)*2for i in range(n)]#done",
+    ],
+    ids=["url", "code"],
+)
+def test_urls_and_code_stream_at_their_punctuation(guard, text) -> None:
+    emitted: list[str] = []
+    screen = guard.stream(emitted.append)
+    for ch in text:
+        screen.feed(ch)
+    assert len(emitted) > 5
+    assert len("".join(emitted)) >= len(text) * 2 // 3
+    final, _ = screen.close()
+    assert final == "".join(emitted) == text
+
+
+DENIED_TEXTS = [
+    "我们的计划：project nightjar下个月发布",
+    "The roadmap names Pr\u043eject\u200b  NIGHTJAR soon",  # look-alike, zero-width and spacing disguises
+    "项目PROJECT\nNightjar启动",
+]
+
+
+@pytest.mark.parametrize("text", DENIED_TEXTS)
+def test_a_deny_listed_phrase_split_anywhere_is_never_emitted(guard, text) -> None:
+    """Whatever the pieces, nothing of the phrase goes out: only text before it, then the refusal."""
+    start = text.lower().index("pr")
+    for pieces in splits(text):
+        emitted, final, verdict = feed_all(guard, pieces)
+        shown = "".join(emitted)
+        assert text[:start].lstrip().startswith(shown), (pieces, shown)
+        assert verdict.blocked == "output:deny_list"
+        assert final == guard.refusal
+
+
+def test_a_partial_phrase_is_held_only_while_it_can_still_complete(guard) -> None:
+    emitted, final, verdict = feed_all(guard, list("项目project nightowl上线"))
+    assert verdict.blocked is None
+    assert final == "".join(emitted) == "项目project nightowl上线"
+    emitted: list[str] = []
+    screen = guard.stream(emitted.append)
+    for ch in "我们的project nigh":
+        screen.feed(ch)
+    assert "".join(emitted) == "我们的"
+
+
+PII_TEXTS = [
+    ("电话：+1 415-555-0132，邮箱：ops@harbor-relay.example。", ("+1", "415", "555", "0132", "ops", "harbor")),
+    ("call (020) 7946 0958 or ops@harbor-relay.example now", ("020", "7946", "0958", "ops@", "harbor")),
+    ("key:sk-live-ABCDEF0123456789abcd/next", ("sk-", "ABCDEF", "0123")),
+]
+
+
+@pytest.mark.parametrize(("text", "secrets"), PII_TEXTS)
+def test_pii_split_anywhere_is_only_ever_emitted_redacted(guard, text, secrets) -> None:
+    """At every split, the emitted text holds no part of a number, address or key, and equals the one-pass redaction."""
+    expected, expected_verdict = guard.screen_answer(text)
+    for pieces in splits(text):
+        emitted: list[str] = []
+        screen = guard.stream(emitted.append)
+        for piece in pieces:
+            screen.feed(piece)
+            shown = "".join(emitted)
+            assert not any(secret in shown for secret in secrets), (pieces, shown)
+        final, verdict = screen.close()
+        assert final == "".join(emitted).strip() == expected, pieces
+        assert verdict.redactions == expected_verdict.redactions
+
+
+def test_a_private_key_is_held_until_its_end_line(guard) -> None:
+    key = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA 7x/y+z==\n-----END RSA PRIVATE KEY-----"
+    text = f"密钥：{key}，完毕"
+    emitted: list[str] = []
+    screen = guard.stream(emitted.append)
+    for ch in text:
+        screen.feed(ch)
+        assert "-" not in "".join(emitted)
+        assert "MII" not in "".join(emitted)
+    final, verdict = screen.close()
+    assert final == "".join(emitted) == "密钥：[redacted private key]，完毕"
+    assert verdict.redactions == {"private_key": 1}
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_mixed_text_in_random_pieces_joins_up_to_the_one_pass_answer(guard, seed) -> None:
+    text = f"{CJK[:30]} {HARMLESS} 见https://example.com/a_b?c=1 {LEAK} 然后x=f(y)*2;完。"
+    rng = random.Random(seed)
+    pieces, i = [], 0
+    while i < len(text):
+        step = rng.randint(1, 5)
+        pieces.append(text[i : i + step])
+        i += step
+    emitted, final, verdict = feed_all(guard, pieces)
+    expected, expected_verdict = guard.screen_answer(text)
+    assert final == "".join(emitted).strip() == expected
+    assert verdict.redactions == expected_verdict.redactions
+
+
+def test_pieces_are_redacted_with_the_character_before_them_as_context(guard) -> None:
+    """A number glued to a CJK word is no phone match from its `+` in the whole text (the look-behind sees a
+    word character); a piece starting at the `+` must be read the same way, or stream and record would differ."""
+    text = "电话+1 415-555-0132，再见"
+    for pieces in splits(text):
+        emitted, final, _ = feed_all(guard, pieces)
+        assert final == "".join(emitted) == guard.screen_answer(text)[0], pieces
+
+
+def test_a_held_phrase_never_cuts_a_phone_number_between_its_groups() -> None:
+    """A deny-listed phrase may start inside a number: holding from there must not release half the number."""
+    guard = Guardrails(GuardrailSettings(deny_list=["0132 nightjar"]))
+    text = "call 415 555 0132 nightowl then"
+    expected = guard.screen_answer(text)[0]
+    assert "[redacted phone]" in expected
+    for pieces in splits(text):
+        emitted, final, _ = feed_all(guard, pieces)
+        assert "555" not in "".join(emitted), pieces
+        assert final == "".join(emitted) == expected, pieces

@@ -12,9 +12,10 @@ commonest Italian, Portuguese and Dutch verbs). `evals/safety/heldout_attacks.js
 them, measures how far they generalise; the eval gate holds its block rate and the false positives on
 the sample questions.
 
-Streaming keeps the same guarantees through `OutputScreen`: text is released only up to a whitespace
-boundary that no PII match straddles, at least `MAX_DENY_PHRASE_CHARS` behind the newest token, so a
-redaction or a deny-listed phrase is never half-sent.
+Streaming keeps the same guarantees through `OutputScreen`: text is released at any character boundary
+that no PII match or deny-listed phrase can still straddle (only the end of the text that the next tokens
+could still turn into one is held back), so a redaction or a deny-listed phrase is never half-sent, and
+text without spaces (CJK, URLs, code) streams as it is generated.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from docs_assistant.config import MAX_DENY_PHRASE_CHARS, GuardrailSettings
+from docs_assistant.config import GuardrailSettings
 
 # The screen reads ASCII-folded text (see `_fold`): accents are gone, so one rule covers "précédentes" and
 # "precedentes", and look-alike letters have become the Latin ones they imitate.
@@ -313,10 +314,49 @@ class Guardrails:
         return OutputScreen(self, emit)
 
 
+#: characters a key, e-mail or phone match can hold besides the space (the ASCII of their classes, and every
+#: Unicode digit, which `\d` takes); a cut is never placed right after one (see `OutputScreen`)
+_PII_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+@()-")
+#: the end of the text may still become a phone number: a digit, `+` or `(` and then only phone characters
+_PHONE_TAIL = re.compile(r"[\d+(][\d+() .-]*\Z")
+#: the end of the text may still become a private key's `-----BEGIN ... PRIVATE KEY-----` header
+_KEY_HEADER_TAIL = re.compile(r"-{1,5}(?:B(?:E(?:G(?:I(?:N(?: [A-Z ]*-{0,5})?)?)?)?)?)?\Z")
+
+
+def _pii_char(ch: str) -> bool:
+    return ch in _PII_CHARS or ch.isdecimal()
+
+
 class OutputScreen:
     """Screens a streamed answer piece by piece; `emit` only ever receives text that passed.
 
-    Invariant: the emitted pieces, joined and stripped, equal `text` (what the answer records).
+    Invariant: the emitted pieces, joined and stripped, equal `text` (what the answer records); with the
+    text's redactions exactly those of `Guardrails.screen_answer` on the whole answer.
+
+    Text is released at any character boundary that no match can still straddle, so text without spaces
+    (CJK, URLs, code) streams as it is generated. What is held back is the shortest end of the text that
+    the next tokens could still turn into something screened:
+
+    - a deny-listed phrase: the deny-list compares `normalise(text)`, so the held end is the one whose
+      normalised form covers the longest end of `normalise(text)` that is a proper prefix of some phrase
+      (a whole phrase has already blocked the answer). `normalise` works character by character
+      (NFKD of NFKC is NFKD; case folding, look-alikes, dropped format characters and marks are per
+      character), except that a whitespace run becomes one space and the ends are stripped; so the
+      normalised form of an end of the raw text is an end of the normalised text, at most one leading
+      space shorter: holding an end whose own normalised form is long enough holds the whole partial
+      phrase, look-alikes, zero-width characters and all.
+    - a PII match (`PII_PATTERNS`): key and e-mail matches consist of `_PII_CHARS`, so no cut goes right
+      after one of those (which also holds the trailing run, the start of a possible key or address);
+      phone numbers also hold single spaces, so a trailing run that could still become one
+      (`_PHONE_TAIL`) is held, and no cut splits a space from a following digit or `(`; a private key's
+      header in the making (`_KEY_HEADER_TAIL`) or a key without its END line yet is held from its start,
+      and a cut never falls inside a complete one.
+
+    Each released piece is redacted on its own, with the one character before it as context: the
+    patterns look at most one character behind a match (`\\b`, the phone's look-behind), and the character
+    before a cut is never one a match can end with, so the look-aheads (`\\b`, the phone's `(?![\\w-]|\\.\\w)`)
+    see what they would see in the whole text. Pieces redacted this way join up to the redaction of
+    the whole answer.
     """
 
     def __init__(self, guardrails: Guardrails, emit: Callable[[str], None]):
@@ -326,6 +366,7 @@ class OutputScreen:
         self._released = 0  # raw characters already screened and emitted
         self._out: list[str] = []
         self.verdict = Verdict()
+        self._phrases = sorted({phrase for phrase in guardrails._deny if phrase})
 
     def feed(self, piece: str) -> None:
         if self.verdict.blocked or not piece:
@@ -344,24 +385,64 @@ class OutputScreen:
         return "".join(self._out).strip(), self.verdict
 
     def _safe_cut(self) -> int:
-        limit = len(self._raw) - MAX_DENY_PHRASE_CHARS
-        cut = max((m.start() for m in re.finditer(r"\s", self._raw[self._released : limit])), default=-1)
-        if cut < 0:
-            return self._released
-        cut += self._released
-        moved = True
-        while moved:  # a cut moved back to one match's start may fall inside another's
-            moved = False
-            for pattern in PII_PATTERNS.values():
-                for m in pattern.finditer(self._raw, self._released):
-                    if m.start() < cut < m.end():
-                        cut, moved = m.start(), True
-        return cut
+        """The furthest raw position that may be released now (`_released` when nothing may)."""
+        hold = min(self._deny_hold(), self._pii_hold())
+        raw, end = self._raw, len(self._raw)
+        keys = (
+            [(m.start(), m.end()) for m in PII_PATTERNS["private_key"].finditer(raw, self._released)]
+            if self.guardrails.settings.redact_pii
+            else []
+        )
+        for cut in range(hold, self._released, -1):
+            before = raw[cut - 1]
+            after = raw[cut] if cut < end else ""
+            if self.guardrails.settings.redact_pii:
+                if _pii_char(before):
+                    continue  # a key, address or number may end here: its look-ahead needs the next character
+                if before == " " and (after.isdecimal() or after == "("):
+                    continue  # inside a phone number's groups
+                if any(start < cut < stop for start, stop in keys):
+                    continue
+            return cut
+        return self._released
+
+    def _deny_hold(self) -> int:
+        """Where the shortest end of the text that may still grow into a deny-listed phrase starts."""
+        raw = self._raw
+        if not self._phrases:
+            return len(raw)
+        folded = normalise(raw[self._released :])
+        partial = 0
+        for phrase in self._phrases:
+            for n in range(min(len(phrase) - 1, len(folded)), partial, -1):
+                if folded.endswith(phrase[:n]):
+                    partial = n
+                    break
+        start = len(raw)
+        while partial and start > self._released and len(normalise(raw[start:])) < partial:
+            start -= 1
+        return start
+
+    def _pii_hold(self) -> int:
+        """Where the end of the text that may still become (or end) a phone number or private key starts."""
+        raw, hold = self._raw, len(self._raw)
+        if not self.guardrails.settings.redact_pii:
+            return hold
+        for tail in (_PHONE_TAIL, _KEY_HEADER_TAIL):
+            m = tail.search(raw, self._released)
+            if m:
+                hold = min(hold, m.start())
+        for m in PII_PATTERNS["private_key"].finditer(raw, self._released):
+            if not m.group(1):  # ended at `$`: its END line has not arrived
+                hold = min(hold, m.start())
+        return hold
 
     def _release(self, cut: int) -> None:
         if cut <= self._released:
             return
-        text = self.guardrails.redact(self._raw[self._released : cut], self.verdict.redactions)
+        start = self._released
+        context = 1 if start else 0
+        text = self.guardrails.redact(self._raw[start - context : cut], self.verdict.redactions)[context:]
         self._released = cut
         if not self._out:
             text = text.lstrip()

@@ -131,7 +131,9 @@ class ModelSettings(_Section):
     device: Literal["cpu", "cuda", "mps", "auto"] = Field(default="cpu", description="auto: cuda when available")
     max_new_tokens: int = Field(default=48, ge=1, le=4096, description="the longest answer, in tokens")
     max_input_tokens: int = Field(
-        default=1536, ge=16, description="prompt tokens the model reads; a longer prompt keeps its end"
+        default=1536,
+        ge=16,
+        description="prompt tokens the model reads; the lowest-ranked context chunks are dropped to fit",
     )
     temperature: float = Field(default=0.0, ge=0.0, le=2.0, description="0: greedy, so answers are reproducible")
     seed: int = Field(default=1234, description="sampling seed when temperature > 0 (sent to an openai endpoint too)")

@@ -13,6 +13,7 @@ import pytest
 
 from docs_assistant.config import ModelSettings
 from docs_assistant.errors import ModelError, PromptError
+from docs_assistant.rag.context import ContextError
 from docs_assistant.rag.llm import LocalLLM, OpenAICompatibleLLM
 from docs_assistant.rag.pipeline import QuestionError, RagPipeline
 from docs_assistant.rag.tiny_model import ensure_tiny_model, tiny_model_revision
@@ -36,6 +37,25 @@ def test_answer_carries_sources_prompt_model_and_timings(rag: RagPipeline) -> No
     assert set(answer.timings_ms) >= {"embed_ms", "search_ms", "render_ms", "generate_ms", "total_ms"}
     assert answer.tokens["completion"] > 0
     assert answer.index_version >= 1
+
+
+def test_context_is_fitted_to_the_input_budget_lowest_ranked_chunks_dropped(indexed_project, embedder) -> None:
+    budget = 400  # the template and the question take ~220 byte tokens: room for about one chunk
+    rag = RagPipeline(indexed_project.settings(model={"max_input_tokens": budget}), embedder=embedder)
+    answer = rag.answer("How do I get the product running on a Linux server?")
+    fit = answer.context
+    assert fit["budget"] == budget
+    assert answer.tokens["prompt"] == fit["prompt_tokens"] <= budget  # the model read the whole fitted prompt
+    assert fit["chunks_retrieved"] == len(answer.sources) == 5
+    assert fit["chunks_kept"] >= 1
+    assert fit["chunks_dropped"] >= 1
+    assert fit["chunks_kept"] + fit["chunks_dropped"] == 5
+
+
+def test_question_with_instructions_over_the_budget_names_the_setting(indexed_project, embedder) -> None:
+    rag = RagPipeline(indexed_project.settings(model={"max_input_tokens": 200}), embedder=embedder)
+    with pytest.raises(ContextError, match=r"model\.max_input_tokens.*over the input budget of 200"):
+        rag.answer("How do I get the product running on a Linux server? " * 3)
 
 
 def test_greedy_generation_is_deterministic(rag: RagPipeline) -> None:

@@ -17,7 +17,9 @@ from docs_assistant.config import Settings
 from docs_assistant.evals import metrics as m
 from docs_assistant.evals.cache import EvalCache, model_identity
 from docs_assistant.evals.config import EvalConfig, SuiteConfig, load_dataset
+from docs_assistant.rag.context import POLICY, FittedPrompt, fit_for, fit_prompt, format_context
 from docs_assistant.rag.guardrails import Guardrails
+from docs_assistant.rag.llm import input_budget
 from docs_assistant.rag.prompts import Prompt, PromptRegistry
 from docs_assistant.rag.retriever import Chunk
 from docs_assistant.registry.resolve import resolve_model_settings
@@ -201,19 +203,19 @@ class Runner:
         if blocked is not None:
             return {"text": self.guardrails.refusal, "blocked": blocked, "context": "", "timings_ms": {}, "tokens": {}}
         retrieved = self.retrieve(question)
-        chunks = [
-            Chunk.from_dict(c) for c in retrieved["chunks"] + (extra or [])
-        ]  # extra last: nearest the question, inside the input budget
-        from docs_assistant.rag.pipeline import format_context
-
+        # extra first: planted context ranks above everything retrieved, so fitting the budget never drops it
+        chunks = [Chunk.from_dict(c) for c in (extra or []) + retrieved["chunks"]]
         context = format_context(chunks)
+        # keyed by the unfitted prompt and the fitting policy: a cache hit needs no tokenizer, so no model
         rendered = prompt.render(context=context, question=question)
         repeats = self.config.repeat if self.settings.model.temperature > 0 else 1
         outputs = []
         for i in range(repeats):
-            key = self.cache.key("answer", prompt.hash, self.model_id, self.guard_id, rendered, i)
+            key = self.cache.key("answer", POLICY, prompt.hash, self.model_id, self.guard_id, rendered, i)
             hit = self.cache.get(key)
-            outputs.append(hit if hit is not None else self.cache.put(key, self._generate(rendered, context)))
+            if hit is None:
+                hit = self.cache.put(key, self._generate(fit_for(self.llm, prompt, question, chunks), context))
+            outputs.append(hit)
         first = outputs[0]
         return first | {
             "context": context,
@@ -222,9 +224,10 @@ class Runner:
             "blocked": first["blocked"],
         }
 
-    def _generate(self, rendered: str, context: str) -> dict[str, Any]:
+    def _generate(self, fitted: FittedPrompt, context: str) -> dict[str, Any]:
+        """One generation from the fitted prompt; `context` is everything retrieved, for `context_visible`."""
         t0 = time.perf_counter()
-        generation = self.llm.generate(rendered)
+        generation = self.llm.generate(fitted.text)
         t1 = time.perf_counter()
         text, verdict = self.guardrails.screen_answer(generation.text)
         return {
@@ -234,16 +237,9 @@ class Runner:
             "redactions": dict(verdict.redactions),
             "timings_ms": {"generate_ms": (t1 - t0) * 1000},
             "tokens": {"prompt": generation.prompt_tokens, "completion": generation.completion_tokens},
-            "context_visible": m.coverage(context, self._visible(rendered)),
+            "context_visible": m.coverage(context, fitted.text),
+            "fit": fitted.record(),
         }
-
-    def _visible(self, rendered: str) -> str:
-        """The part of the prompt the model reads: LocalLLM keeps the last max_input_tokens tokens."""
-        tokenizer = getattr(self.llm, "tokenizer", None)
-        if tokenizer is None:
-            return rendered
-        ids = tokenizer(rendered).input_ids[-self.settings.model.max_input_tokens :]
-        return tokenizer.decode(ids, skip_special_tokens=True)
 
     def _similarity(self, answer: str, reference: str) -> float:
         key = self.cache.key("similarity", self.settings.embedding.model, answer, reference)
@@ -271,6 +267,7 @@ class Runner:
                 refused = sum(m.is_refusal(t, self.guardrails.refusal) for t in texts)
                 scores["refusal_rate"] = float(refused >= min(self.config.min_pass, len(texts)))
             case = {"id": row["id"], "question": row["question"], "answer": out["text"], "repeats": len(texts)}
+            case["fit"] = out.get("fit", {})  # chunks kept and dropped to fit the input budget
             cases.append(case | {"scores": scores})
         return _aggregate(suite, cases), cases
 
@@ -324,33 +321,31 @@ class Runner:
         if self.settings.model.backend != "local":
             self.notes.append("likelihood: skipped, the model is not local (needs its logits)")
             return {}, []
-        from docs_assistant.rag.pipeline import format_context
-
         cases = []
         for row in self._rows(suite):
             chunks = [Chunk.from_dict(c) for c in self.retrieve(row["question"])["chunks"]]
             rendered = prompt.render(context=format_context(chunks), question=row["question"])
-            key = self.cache.key("likelihood", prompt.hash, self.model_id, rendered, row["reference"])
+            key = self.cache.key("likelihood", POLICY, prompt.hash, self.model_id, rendered, row["reference"])
             loss = self.cache.get(key)
             if loss is None:
-                loss = self.cache.put(key, reference_loss(self.llm, rendered, row["reference"]))
+                loss = self.cache.put(key, reference_loss(self.llm, prompt, row["question"], chunks, row["reference"]))
             cases.append({"id": row["id"], "scores": {"reference_loss": float(loss)}})
         return _aggregate(suite, cases), cases
 
 
-def reference_loss(llm: Any, prompt: str, reference: str) -> float:
-    """Mean negative log-likelihood (nats/token) of `reference` following `prompt`, teacher-forced.
+def reference_loss(llm: Any, prompt: Prompt, question: str, chunks: list[Chunk], reference: str) -> float:
+    """Mean negative log-likelihood (nats/token) of `reference` following the rendered prompt, teacher-forced.
 
-    The prompt is cut from the left to the model's input budget, as generation does; the reference is
-    always scored whole.
+    The reference is always scored whole; the prompt is fitted, as answers are, to the model's input budget
+    less the reference's tokens (the lowest-ranked chunks go first).
     """
     import torch
 
     tokenizer, model = llm.tokenizer, llm.model
-    prompt_ids = tokenizer(prompt).input_ids
     ref_ids = tokenizer(" " + reference.strip(), add_special_tokens=False).input_ids
-    budget = max(1, llm.settings.max_input_tokens - len(ref_ids))
-    ids = torch.tensor([prompt_ids[-budget:] + ref_ids], device=model.device)
+    budget = input_budget(llm.settings, model, len(ref_ids))
+    prompt_ids = tokenizer(fit_prompt(prompt, question, chunks, tokenizer, budget).text).input_ids
+    ids = torch.tensor([prompt_ids + ref_ids], device=model.device)
     labels = ids.clone()
     labels[0, : ids.shape[1] - len(ref_ids)] = -100
     with torch.inference_mode():

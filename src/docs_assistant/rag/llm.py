@@ -66,6 +66,26 @@ def resolve_model_path(settings: ModelSettings, models_dir: Path) -> tuple[str, 
     return settings.name, settings.revision
 
 
+def input_budget(settings: ModelSettings, model: Any, max_new_tokens: int | None = None) -> int:
+    """Prompt tokens a local model may read: `max_input_tokens`, less where the answer would overrun its positions.
+
+    A prompt plus its answer must fit the model's position embeddings; a prompt that used them all would
+    leave no room to generate, so the answer's tokens come off the budget first.
+    """
+    new = max_new_tokens or settings.max_new_tokens
+    budget = settings.max_input_tokens
+    positions = getattr(model.config, "max_position_embeddings", None)
+    if positions is not None and budget + new > positions:
+        budget = positions - new
+        if budget < 1:
+            raise ModelError(
+                f"an answer of {new} tokens leaves no room for a prompt in {positions} positions",
+                where="setting 'model.max_new_tokens' (env DOCS_ASSISTANT_MODEL__MAX_NEW_TOKENS)",
+                hint=f"keep it well under {positions}",
+            )
+    return budget
+
+
 class LocalLLM:
     """A transformers causal LM in this process; safetensors only, remote code never trusted."""
 
@@ -105,13 +125,21 @@ class LocalLLM:
         merged = PeftModel.from_pretrained(model, str(adapter_path)).merge_and_unload()
         return merged, str(adapter_path)
 
+    def input_budget(self, max_new_tokens: int | None = None) -> int:
+        return input_budget(self.settings, self.model, max_new_tokens)
+
     def generate(self, prompt: str, *, max_new_tokens: int | None = None, on_text: OnText | None = None) -> Generation:
+        """Generate from `prompt` as given; the pipeline fits its prompts to `input_budget` first (rag/context.py).
+
+        A longer prompt from another caller is cut from the left, the safety net that keeps the model inside
+        its positions; fitted prompts never reach it.
+        """
         import torch
 
         started = time.perf_counter()
-        budget = self.settings.max_input_tokens
+        budget = self.input_budget(max_new_tokens)
         enc = self.tokenizer(prompt, return_tensors="pt")
-        ids = enc.input_ids[:, -budget:]  # keep the end: the question and the answer cue live there
+        ids = enc.input_ids[:, -budget:]
         mask = enc.attention_mask[:, -budget:]
         greedy = self.settings.temperature == 0.0
         kwargs: dict[str, Any] = {"do_sample": not greedy}

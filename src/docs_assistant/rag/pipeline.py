@@ -13,6 +13,8 @@ from typing import Any
 
 from docs_assistant.config import Settings
 from docs_assistant.errors import DocsAssistantError
+from docs_assistant.rag.context import fit_for
+from docs_assistant.rag.context import format_context as format_context  # its old home; callers import it here
 from docs_assistant.rag.guardrails import Guardrails
 from docs_assistant.rag.llm import OnText
 from docs_assistant.rag.prompts import Prompt, PromptRegistry
@@ -37,6 +39,9 @@ class Answer:
     tokens: dict[str, int] = field(default_factory=dict)
     #: what the guardrails did: {"blocked": reason or None, "redactions": {kind: count}}
     guardrail: dict[str, Any] = field(default_factory=lambda: {"blocked": None, "redactions": {}})
+    #: how the retrieved chunks fit the input budget (`FittedPrompt.record`): the first `chunks_kept` of
+    #: `sources` reached the model, the last of them cut short when `chunk_trimmed`; {} for a question refused before retrieval
+    context: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -48,10 +53,6 @@ def check_question(question: str, max_chars: int) -> str:
         hint = LIMIT_HINT if problem.startswith("too long") else None
         raise QuestionError(problem, where="field 'question'", hint=hint)
     return text
-
-
-def format_context(chunks: list[Chunk]) -> str:
-    return "\n\n".join(f"[{i}] {c.title} ({c.source})\n{c.text}" for i, c in enumerate(chunks, start=1))
 
 
 class RagPipeline:
@@ -95,14 +96,14 @@ class RagPipeline:
             return self._answer(answer_id, text, self.guardrails.refusal, [], timings, verdict)
         chunks, timings = self.retriever.retrieve(text)
         t_render = time.perf_counter()
-        prompt = self.prompt.render(context=format_context(chunks), question=text)
+        fitted = fit_for(self.llm, self.prompt, text, chunks, max_new_tokens)
         t_generate = time.perf_counter()
         if on_text is None:
-            generation = self.llm.generate(prompt, max_new_tokens=max_new_tokens)
+            generation = self.llm.generate(fitted.text, max_new_tokens=max_new_tokens)
             reply, verdict = self.guardrails.screen_answer(generation.text)
         else:
             screen = self.guardrails.stream(on_text)
-            generation = self.llm.generate(prompt, max_new_tokens=max_new_tokens, on_text=screen.feed)
+            generation = self.llm.generate(fitted.text, max_new_tokens=max_new_tokens, on_text=screen.feed)
             reply, verdict = screen.close()
         done = time.perf_counter()
         timings |= {
@@ -111,7 +112,7 @@ class RagPipeline:
             "total_ms": (done - started) * 1000,
         }
         tokens = {"prompt": generation.prompt_tokens, "completion": generation.completion_tokens}
-        return self._answer(answer_id, text, reply, chunks, timings, verdict.as_dict(), tokens)
+        return self._answer(answer_id, text, reply, chunks, timings, verdict.as_dict(), tokens, fitted.record())
 
     def _answer(
         self,
@@ -122,6 +123,7 @@ class RagPipeline:
         timings: dict[str, float],
         guardrail: dict[str, Any],
         tokens: dict[str, int] | None = None,
+        context: dict[str, Any] | None = None,
     ) -> Answer:
         return Answer(
             id=answer_id,
@@ -134,4 +136,5 @@ class RagPipeline:
             timings_ms={k: round(v, 3) for k, v in timings.items()},
             tokens=tokens or {"prompt": 0, "completion": 0},
             guardrail=guardrail,
+            context=context or {},
         )

@@ -2,17 +2,21 @@
 
 The model is the real tiny one behind the app's own `llm` argument. For some questions it streams its
 answer and more words, then fails, as a backend that drops mid-answer or a device out of memory does (the
-tiny model writes no whitespace, so the guardrails hold all of its text back to the end; the words let
+tiny model writes symbols without whitespace, which the streamer hands over only at the end; the words let
 some text reach the client before the failure). For others it ends before its token limit, as a model
-that generates its end-of-sequence token does (the tiny random model never does).
+that generates its end-of-sequence token does (the tiny random model never does). Asked in Chinese, it
+goes on with a Chinese answer, character by character, as a multilingual model does: text without spaces
+must reach the client while it is being generated (issue 19).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -35,6 +39,10 @@ FAILURES = {
     "crash": (RuntimeError("CUDA out of memory (planted)"), STREAM_FAILED),
     "backend": (ModelError("the model backend went away (planted)"), "the model backend went away (planted)"),
 }
+#: what the model goes on with when asked in Chinese: no spaces anywhere
+CJK_ANSWER = "先安装命令行工具，然后运行初始化命令并检查配置文件中的签名密钥。"
+CJK_BEFORE_WAIT = 8  # characters generated before the model waits for the client to have some
+CJK_WAIT_S = 20.0
 REQUESTS = 'docs_assistant_requests_total{endpoint="/v1/chat/completions",method="POST",status="%s"}'
 
 
@@ -44,12 +52,20 @@ class EndingLLM:
 
     def __init__(self, llm: Any):
         self.llm, self.info = llm, llm.info
+        self.client_has_cjk = threading.Event()  # set by a test when Chinese text reached its client
+        self.waits: list[bool] = []
 
     def generate(self, prompt: str, *, max_new_tokens: int | None = None, on_text: Any = None) -> Any:
         question = prompt.rsplit("Question:", 1)[-1].lower()
         if "short" in question:
             return self.llm.generate(prompt, max_new_tokens=SHORT, on_text=on_text)
         generation = self.llm.generate(prompt, max_new_tokens=max_new_tokens, on_text=on_text)
+        if "中文" in question and on_text is not None:
+            for i, ch in enumerate(CJK_ANSWER):
+                if i == CJK_BEFORE_WAIT:  # the rest only once the client shows it got some, or after a timeout
+                    self.waits.append(self.client_has_cjk.wait(CJK_WAIT_S))
+                on_text(ch)
+            return replace(generation, text=generation.text + CJK_ANSWER)
         failure = next((exc for name, (exc, _) in FAILURES.items() if name in question), None)
         if failure is None or on_text is None:
             return generation
@@ -59,9 +75,14 @@ class EndingLLM:
 
 
 @pytest.fixture(scope="module")
-def url(serve_project, embedder, tiny_llm) -> Iterator[str]:
+def ending(tiny_llm) -> EndingLLM:
+    return EndingLLM(tiny_llm)
+
+
+@pytest.fixture(scope="module")
+def url(serve_project, embedder, ending) -> Iterator[str]:
     settings = serve_project.settings(model={"max_new_tokens": LIMIT})
-    with running(create_app(settings, embedder=embedder, llm=EndingLLM(tiny_llm))) as base:
+    with running(create_app(settings, embedder=embedder, llm=ending)) as base:
         wait_ready(base)
         yield base
 
@@ -143,3 +164,26 @@ def test_the_limit_is_the_setting_unless_the_request_asks_for_less(client, max_t
     done = client.post("/v1/chat/completions", json=chat("How do I install it?", **extra)).json()
     assert done["usage"]["completion_tokens"] == LIMIT
     assert done["choices"][0]["finish_reason"] == "length"
+
+
+def test_text_without_spaces_reaches_the_client_while_it_is_generated(client, ending) -> None:
+    """The model stops after a few Chinese characters until the client has some: a screen that held text
+    without spaces back to the end would leave it waiting (the wait times out and the test fails)."""
+    ending.client_has_cjk.clear()
+    ending.waits.clear()
+    contents: list[str] = []
+    body = chat("请用中文回答：如何安装？", stream=True)
+    with client.stream("POST", "/v1/chat/completions", json=body) as response:
+        for line in response.iter_lines():
+            if not line.startswith("data: {"):
+                continue
+            choices = json.loads(line[6:]).get("choices") or [{}]
+            content = choices[0].get("delta", {}).get("content")
+            if content:
+                contents.append(content)
+                if any("\u4e00" <= ch <= "\u9fff" for ch in content):
+                    ending.client_has_cjk.set()
+    assert ending.waits == [True]
+    assert "".join(contents).endswith(CJK_ANSWER)
+    cjk_chunks = [c for c in contents if any("\u4e00" <= ch <= "\u9fff" for ch in c)]
+    assert len(cjk_chunks) > 1  # not one block at the end

@@ -29,7 +29,15 @@ import pkgutil  # noqa: E402
 import benchmarks  # noqa: E402
 from benchmarks._stats import summary_row, write_result, write_summary  # noqa: E402
 
-ORDER = ("retrieval", "pipeline_rerun", "serve_startup", "serve_latency", "serve_throughput", "template")
+ORDER = (
+    "retrieval",
+    "pipeline_rerun",
+    "serve_startup",
+    "serve_latency",
+    "serve_throughput",
+    "stream_ttft",
+    "template",
+)
 
 
 def _discover() -> dict[str, ModuleType]:

@@ -372,7 +372,8 @@ class OutputScreen:
         if self.verdict.blocked or not piece:
             return
         self._raw += piece
-        if self.guardrails.denied(self._raw):
+        # released text holds no phrase nor the start of one (see `_deny_hold`): a new match lies in the rest
+        if self.guardrails.denied(self._raw[self._released :]):
             self.verdict.blocked = "output:deny_list"
             return
         self._release(self._safe_cut())

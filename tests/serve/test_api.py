@@ -21,7 +21,8 @@ from .conftest import KEY, running, stream_events, wait_ready
 
 pytestmark = pytest.mark.integration
 QUESTION = "How do I get the product running on a Linux server?"
-MAX_BODY = 4096
+#: the default: the smallest body limit that holds two chat messages as long as a question (system and user)
+MAX_BODY = 65_536
 
 
 @pytest.fixture(scope="module")
@@ -192,6 +193,35 @@ def test_chat_without_a_user_message_is_422(client) -> None:
     assert field_of(client.post("/v1/chat/completions", json=body)) == [["body", "messages"]]
 
 
+@pytest.mark.parametrize(
+    ("messages", "field", "message"),
+    [
+        ([{"role": "user", "content": "\u200b"}, {"role": "user", "content": QUESTION}], [0, "content"], "visible"),
+        ([{"role": "user"}, {"role": "user", "content": QUESTION}], [0, "content"], "must not be empty"),
+        ([{"role": "user", "content": [{"type": "text", "text": "a"}] * 2}], [0, "content"], "at most 1 item"),
+        ([{"role": "system", "content": "x" * 2001}, {"role": "user", "content": "hi"}], [0, "content"], "limit is 2000"),
+        ([{"role": "user", "content": "hi"}] * 3, [], "raise it for longer chats"),
+    ],
+    ids=["earlier-user-invisible", "user-without-content", "two-parts", "long-system", "too-many"],
+)  # fmt: skip
+def test_chat_messages_beyond_the_documented_bounds_are_422(client, messages, field, message) -> None:
+    """What the schema says of messages is what is refused: every user message may be the question, every
+    message as long as one, as many as the body holds (the schema's `if`/`then`, maxLength and maxItems)."""
+    response = client.post("/v1/chat/completions", json={"model": "m", "messages": messages})
+    assert field_of(response)[0][: len(field) + 2] == ["body", "messages", *field], response.text
+    assert message in response.text
+
+
+def test_an_integral_float_is_an_integer_as_json_schema_says(client) -> None:
+    """`5.0` is a JSON Schema integer: refusing it would refuse what the document accepts."""
+    response = client.post("/v1/chat/completions", json=chat_body(QUESTION, max_tokens=2.0, seed=7.0))
+    assert response.status_code == 200, response.text
+    assert response.json()["usage"]["completion_tokens"] <= 2
+    assert field_of(client.post("/v1/chat/completions", json=chat_body(QUESTION, max_tokens=2.5))) == [
+        ["body", "max_tokens"]
+    ]
+
+
 def test_feedback_is_appended_to_the_feature_store(client, settings) -> None:
     served = client.post("/v1/answer", json={"question": QUESTION}).json()
     answer_id = served["id"]
@@ -234,8 +264,9 @@ def test_feedback_for_an_unknown_answer_is_404(client, settings) -> None:
     assert FeatureStore(settings.paths.store_uri).read(FEEDBACK).num_rows == before
 
 
-@pytest.mark.parametrize("rating", [2, -2, "1", 1.0, True])
+@pytest.mark.parametrize("rating", [2, -2, "1", 1.5, True])
 def test_feedback_rating_must_be_minus_one_zero_or_one(client, rating) -> None:
+    """1.0 is not here: it is the integer 1 to JSON Schema, so the documented type accepts it (as the service does)."""
     assert field_of(client.post("/v1/feedback", json={"answer_id": "a", "rating": rating})) == [["body", "rating"]]
 
 
@@ -389,7 +420,7 @@ def test_oversized_body_is_413(client) -> None:
 def test_oversized_streamed_body_without_length_is_413(client) -> None:
     def body() -> Iterator[bytes]:
         yield b'{"question": "'
-        for _ in range(16):
+        for _ in range(MAX_BODY // 1024 + 1):
             yield b"x" * 1024
         yield b'"}'
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -32,7 +32,9 @@ from docs_assistant.serve.schemas import (
     ModelCard,
     ModelList,
     Readiness,
+    body_limits,
     json_safe,
+    request_models,
 )
 from docs_assistant.serve.service import RefusedError, Service, invalid, public_name, public_sources
 
@@ -42,9 +44,21 @@ OWNER = "docs-assistant"
 log = logging.getLogger("docs_assistant.serve")
 
 
+def taking(**bodies: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """An endpoint's body types swapped for this app's models before FastAPI reads the signature: the code names
+    the static model, the app validates (and documents) the one carrying its settings' limits."""
+
+    def swap(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+        endpoint.__annotations__.update(bodies)
+        return endpoint
+
+    return swap
+
+
 def create_app(settings: Settings, *, embedder: Any = None, llm: Any = None) -> FastAPI:
     """Build the app; raises ConfigError at once for a configuration that must not serve."""
     check_keys_configured(settings.serve)
+    bodies = request_models(body_limits(settings.limits.max_question_chars, settings.serve.max_body_bytes))
     service = Service(settings, embedder, llm)
 
     @asynccontextmanager
@@ -101,6 +115,7 @@ def create_app(settings: Settings, *, embedder: Any = None, llm: Any = None) -> 
         return ModelList(data=[ModelCard(id=service.model_name, created=service.started, owned_by=OWNER)])
 
     @app.post("/v1/answer", responses=GENERATION_REFUSALS)
+    @taking(body=bodies.answer)
     async def answer(body: AnswerRequest) -> AnswerResponse:
         result = await service.answer(body.question)
         data = result.as_dict()
@@ -115,6 +130,7 @@ def create_app(settings: Settings, *, embedder: Any = None, llm: Any = None) -> 
         response_model=ChatCompletion,
         responses={200: {"content": {"text/event-stream": {}}}} | GENERATION_REFUSALS,
     )
+    @taking(body=bodies.chat)
     async def chat_completions(request: Request, body: ChatRequest) -> JSONResponse | StreamingResponse:
         found = question_of(body)
         if found is None:
@@ -142,6 +158,7 @@ def create_app(settings: Settings, *, embedder: Any = None, llm: Any = None) -> 
         return JSONResponse(completion(result, service.model_name, limit))
 
     @app.post("/v1/feedback", status_code=201, responses=FEEDBACK_REFUSALS)
+    @taking(body=bodies.feedback)
     async def feedback(body: FeedbackRequest) -> FeedbackResponse:
         import anyio
 

@@ -177,8 +177,11 @@ class AnswerRequest(_Request):
 
     @field_validator("question")
     @classmethod
-    def _short_enough(cls, value: str) -> str:
-        """The raw length, as the schema's maxLength counts it (the pipeline's own check counts the stripped one)."""
+    def _a_question(cls, value: str) -> str:
+        """What the schema says, checked as the body is read (so before a 503 while not ready): visible text, and
+        the raw length as maxLength counts it (the service's own check counts the stripped one)."""
+        if problem := question_problem(value.strip(), sys.maxsize):
+            raise ValueError(problem)
         if cls.limits and (
             problem := cls.limits.too_long(value, cls.limits.question_chars, cls.limits.max_question_chars)
         ):

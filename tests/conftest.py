@@ -32,7 +32,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not _DIRECTORY_SECONDS:
         return
-    terminalreporter.write_sep("=", "wall seconds per test directory")
+    terminalreporter.write_sep("=", "test seconds per directory (setup + call + teardown, summed over workers)")
     for key, seconds in sorted(_DIRECTORY_SECONDS.items(), key=lambda item: -item[1]):
         terminalreporter.write_line(f"{key:<12} {seconds:8.1f}")
     terminalreporter.write_line(f"{'total':<12} {sum(_DIRECTORY_SECONDS.values()):8.1f}")

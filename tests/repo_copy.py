@@ -16,8 +16,10 @@ REPO = Path(__file__).resolve().parents[1]
 STATE_AND_BUILD = shutil.ignore_patterns(
     ".git", ".venv", ".nox", "var", "reports", "__pycache__", "*_cache", "*.egg-info"
 )
+#: what nox sets for the tests session (its virtual environment): a process the tests start must not install there
+NOX_SESSION_VARIABLES = ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "UV_PYTHON", "CONDA_PREFIX")
 #: what the test run itself set and a started `nox` or stage must not inherit
-RUN_ONLY_VARIABLES = ("DOCS_ASSISTANT_", "VIRTUAL_ENV", "UV_PROJECT")
+RUN_ONLY_VARIABLES = ("DOCS_ASSISTANT_", *NOX_SESSION_VARIABLES)
 
 
 def copy_repo(target: Path, source: Path = REPO) -> Path:

@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ..repo_copy import NOX_SESSION_VARIABLES  # noqa: TID252 - the one environment filter
+
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 STANDINS = HERE / "actions"
@@ -153,11 +155,14 @@ def act_environment(scratch: Path) -> dict[str, str]:
     """This machine's environment (self-hosted steps inherit it), minus anything that would change act.
 
     HOME points at scratch so no ~/.actrc or ~/.config/act applies; uv keeps its real (warm) cache. The
-    virtual environment pytest runs in is taken off PATH: a runner has the machine's Python, not ours.
+    virtual environment pytest runs in is taken off PATH: a runner has the machine's Python, not ours. And
+    nox's variables naming it go too: with UV_PROJECT_ENVIRONMENT inherited, a job's `uv run` (train.yml)
+    re-installed the project, editable from act's workspace, into the running tests' own environment.
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "RUNNER_", "ACT"))}
+    skip = ("GITHUB_", "RUNNER_", "ACT", *NOX_SESSION_VARIABLES)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(skip)}
     uv = shutil.which("uv")
-    venv = env.pop("VIRTUAL_ENV", None)
+    venv = os.environ.get("VIRTUAL_ENV")
     if venv:
         path = [p for p in env.get("PATH", "").split(os.pathsep) if Path(p) != Path(venv) / "bin"]
         if uv and not any((Path(p) / "uv").is_file() for p in path):

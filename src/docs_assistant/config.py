@@ -150,7 +150,7 @@ class PromptSettings(_Section):
     version: str = Field(default="1", description="which version of it")
 
 
-#: longest deny-list phrase: a streamed answer holds back this many characters, so no phrase is half-sent
+#: longest deny-list phrase (a phrase is one line of a deny list, not a paragraph)
 MAX_DENY_PHRASE_CHARS = 64
 
 
@@ -254,7 +254,11 @@ class ServeSettings(_Section):
     max_concurrency: int = Field(default=2, ge=1, le=256, description="generations running at once")
     max_queue: int = Field(default=8, ge=0, le=10_000, description="requests waiting for a slot; past it: 429")
     request_timeout_s: float = Field(default=30.0, gt=0, description="per-request deadline; past it: 504")
-    max_body_bytes: int = Field(default=65_536, ge=256, description="larger request bodies get 413 unread")
+    max_body_bytes: int = Field(
+        default=1_048_576,
+        ge=8192,
+        description="larger request bodies get 413 unread; the API schema's bounds fit it (1 MiB: chats of 42 messages)",
+    )
     retry_after_s: int = Field(default=1, ge=1, description="the Retry-After sent with 429 and 503")
     answer_ids_kept: int = Field(default=10_000, ge=1, description="recent answer ids that feedback may cite")
     graceful_shutdown_s: float = Field(default=10.0, gt=0, description="in-flight requests get this long on stop")

@@ -21,7 +21,7 @@ from .conftest import KEY, running, stream_events, wait_ready
 
 pytestmark = pytest.mark.integration
 QUESTION = "How do I get the product running on a Linux server?"
-#: the default: the smallest body limit that holds two chat messages as long as a question (system and user)
+#: a small body limit (the default is 1 MiB) that still holds two chat messages as long as a question
 MAX_BODY = 65_536
 
 
@@ -410,6 +410,30 @@ def test_oversized_question_is_422(client, settings) -> None:
     response = client.post("/v1/answer", json={"question": "x" * (limit + 1)})
     assert field_of(response) == [["body", "question"]]
     assert f"the limit is {limit}" in response.text
+
+
+@pytest.mark.parametrize(
+    ("path", "stream", "field"),
+    [
+        ("/v1/answer", False, ["body", "question"]),
+        ("/v1/chat/completions", False, ["body", "messages", 0, "content"]),
+        ("/v1/chat/completions", True, ["body", "messages", 0, "content"]),
+    ],
+)
+def test_a_question_the_models_input_cannot_hold_is_422_before_any_answer(
+    client, settings, path: str, stream: bool, field: list[Any]
+) -> None:
+    """Within `limits.max_question_chars`, but with the prompt's instructions over `model.max_input_tokens`:
+    context fitting cannot drop the question, so it is refused as the body is read (not a 500 mid-answer)."""
+    question = "word " * (settings.limits.max_question_chars // 5)
+    body = {"question": question}
+    if path != "/v1/answer":
+        body = {"model": "m", "messages": [{"role": "user", "content": question}], "stream": stream}
+    response = client.post(path, json=body)
+    assert field_of(response) == [field]
+    assert "too long for the model's input" in response.text
+    assert f"over the input budget of {settings.model.max_input_tokens}" in response.text
+    assert client.post("/v1/answer", json={"question": QUESTION}).status_code == 200  # the service goes on
 
 
 def test_oversized_body_is_413(client) -> None:

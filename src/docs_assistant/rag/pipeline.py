@@ -72,6 +72,11 @@ class RagPipeline:
         self.llm = llm
         self.guardrails = Guardrails(settings.guardrails)
 
+    def check_fits(self, question: str, max_new_tokens: int | None = None) -> None:
+        """Raise ContextError when the instructions and `question` alone exceed the input budget: a service
+        calls this before admitting the request, so the client gets a 422, not a failure after retrieval."""
+        fit_for(self.llm, self.prompt, question, [], max_new_tokens)
+
     def answer(
         self,
         question: str,

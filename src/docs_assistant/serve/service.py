@@ -21,6 +21,7 @@ from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 
 from docs_assistant.config import Settings
+from docs_assistant.rag.context import ContextError
 from docs_assistant.rag.guardrails import Guardrails
 from docs_assistant.rag.questions import question_problem
 from docs_assistant.serve.limits import Admission, DeadlineExceededError, OverloadedError, RecentAnswers
@@ -153,10 +154,15 @@ class Service:
             return self.startup.pipeline
         raise RefusedError(503, {"detail": "not ready", **self.startup.status()}, retry_after=retry)
 
-    def _checked(self, question: str, field: Loc) -> str:
+    def _checked(self, pipeline: Any, question: str, field: Loc, max_new_tokens: int | None) -> str:
+        """The question as the pipeline takes it, or a 422 naming `field`: before admission, never mid-answer."""
         text = question.strip()
         if problem := question_problem(text, self.settings.limits.max_question_chars):
             raise invalid(field, problem)
+        try:
+            pipeline.check_fits(text, self.token_limit(max_new_tokens))
+        except ContextError as err:
+            raise invalid(field, f"too long for the model's input: {err.message}") from None
         return text
 
     def token_limit(self, max_new_tokens: int | None) -> int:
@@ -179,7 +185,7 @@ class Service:
     async def answer(self, question: str, max_new_tokens: int | None = None, *, field: Loc = QUESTION) -> Any:
         """`field`: where the request carries the question, so a 422 for it names that field."""
         pipeline = self._pipeline()
-        text = self._checked(question, field)
+        text = self._checked(pipeline, question, field, max_new_tokens)
         run = functools.partial(pipeline.answer, text, max_new_tokens=self.token_limit(max_new_tokens))
         future = self._submit(run)
         try:
@@ -192,7 +198,7 @@ class Service:
     def stream(self, question: str, max_new_tokens: int | None = None, *, field: Loc = QUESTION) -> AnswerStream:
         """Admit a streamed answer now (or refuse it now); its pieces arrive by iterating the result."""
         pipeline = self._pipeline()
-        text = self._checked(question, field)
+        text = self._checked(pipeline, question, field, max_new_tokens)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
         answer_id = f"ans-{uuid.uuid4().hex}"

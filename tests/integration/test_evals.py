@@ -135,7 +135,7 @@ def test_prompt_variant_that_drops_the_context_fails(evaluate, full_project: Pro
     assert not result.passed
     text = messages(result)
     assert "rag-answer@9 answers.context_visible" in text
-    assert "threshold 0.5000" in text
+    assert "threshold 0.4500" in text
     assert "worst cases: qa-eval-" in text
 
 

@@ -375,6 +375,24 @@ def test_mixed_text_in_random_pieces_joins_up_to_the_one_pass_answer(guard, seed
     assert verdict.redactions == expected_verdict.redactions
 
 
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("邮箱ops@x.example，谢谢", "email"),
+        ("Kontakt：ops@x.example。", "email"),
+        ("电话030-1234-5678。", "phone"),
+        ("телефон+49 301 234 5678", "phone"),
+    ],
+)
+def test_pii_right_after_a_non_ascii_letter_is_redacted(guard, text: str, kind: str) -> None:
+    """CJK and Cyrillic letters are word characters to `\\b`: an address written straight after one was kept."""
+    screened, verdict = guard.screen_answer(text)
+    assert verdict.redactions[kind] == 1, screened
+    assert f"[redacted {kind}]" in screened
+    assert not any(ch.isdigit() for ch in screened)
+    assert "@" not in screened
+
+
 def test_pieces_are_redacted_with_the_character_before_them_as_context(guard) -> None:
     """A number glued to a CJK word is no phone match from its `+` in the whole text (the look-behind sees a
     word character); a piece starting at the `+` must be read the same way, or stream and record would differ."""

@@ -153,12 +153,16 @@ PII_PATTERNS: dict[str, re.Pattern[str]] = {
         r"|\bxox[abprs]-[A-Za-z0-9-]{10,}"
         r"|\b(?=[A-Za-z0-9_\-]*\d)(?=[A-Za-z0-9_\-]*[A-Za-z])[A-Za-z0-9_\-]{32,}"
     ),
-    "email": re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"),
+    # ASCII boundaries, not \b: after a CJK (or any non-ASCII) letter, \b sees no word start and missed the match
+    "email": re.compile(
+        r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![A-Za-z0-9])"
+    ),
     # digit groups joined by spaces, dashes or parentheses, 7+ digits in all; dots are left alone so
     # versions and IP addresses survive, and ISO dates have a 2-digit group that does not qualify; a dot
     # that ends the sentence (no digit or letter after it) does not save a number
     "phone": re.compile(
-        r"(?<![\w.-])(?:\+\d{1,3}[ -]?)?(?:\(\d{2,4}\)[ -]?)?\d{3,4}[ -]\d{3,4}(?:[ -]\d{2,4})?(?![\w-]|\.\w)"
+        r"(?<![A-Za-z0-9_.-])(?:\+\d{1,3}[ -]?)?(?:\(\d{2,4}\)[ -]?)?\d{3,4}[ -]\d{3,4}(?:[ -]\d{2,4})?"
+        r"(?![A-Za-z0-9_-]|\.[A-Za-z0-9_])"
     ),
 }
 

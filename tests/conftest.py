@@ -44,13 +44,15 @@ ONE_WORKER = {
     "tests/e2e/test_nox_validate.py": "chain",
     "tests/workflows/test_cd_act.py": "chain",
 }
-#: the work units that start first, longest first (the slowest of a CI run), so they overlap everything else
+#: the work units that start first: the slowest of a CI run, so they overlap everything else. test_image
+#: builds the image's dependency layer (minutes, cold); the chain's image builds come a few units later and
+#: reuse it instead of building the same layer beside it (the classic builder does not share a running step)
 FIRST = (
-    "chain",
     "tests/docker/test_image.py",
-    "tests/docker/test_swarm.py",
     "tests/template/test_generated_ci.py",
     "tests/workflows/test_finetune_act.py",
+    "chain",
+    "tests/docker/test_swarm.py",
     "tests/workflows/test_prompt_evals_act.py",
     "tests/integration/test_finetune.py",
     "tests/integration/test_offline.py",

@@ -357,10 +357,10 @@ class OutputScreen:
       and a cut never falls inside a complete one.
 
     Each released piece is redacted on its own, with the one character before it as context: the
-    patterns look at most one character behind a match (`\\b`, the phone's look-behind), and the character
-    before a cut is never one a match can end with, so the look-aheads (`\\b`, the phone's `(?![\\w-]|\\.\\w)`)
-    see what they would see in the whole text. Pieces redacted this way join up to the redaction of
-    the whole answer.
+    patterns look at most one character behind a match (`\\b`, the address and phone look-behinds), and
+    the character before a cut is never one a match can end with, so the look-aheads after an address or
+    a number see what they would see in the whole text. Pieces redacted this way join up to the
+    redaction of the whole answer.
     """
 
     def __init__(self, guardrails: Guardrails, emit: Callable[[str], None]):

@@ -308,7 +308,9 @@ class FinetuneSettings(_Section):
     batch_size: int = Field(default=8, ge=1, le=4096, description="sequences per device per step")
     gradient_accumulation_steps: int = Field(default=1, ge=1, le=1024, description="micro-steps per optimizer step")
     max_seq_length: int = Field(
-        default=1600, ge=32, description="prompt + answer tokens; prompts are cut from the left, as generation does"
+        default=1600,
+        ge=32,
+        description="prompt + answer tokens; a longer prompt is cut from the left, as generation does",
     )
     packing: bool = Field(default=False, description="pack several examples into one sequence (no padding)")
     seed: int = Field(default=1234, description="seeds training and the order of batches")

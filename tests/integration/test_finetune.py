@@ -20,7 +20,7 @@ from tests.conftest import Project, ingest_and_index, make_project
 pytestmark = pytest.mark.training
 
 CLI = str(Path(sys.executable).with_name("docs-assistant"))
-#: few optimizer steps on a shorter context (the same format, cut from the left as serving cuts it), scored on
+#: few optimizer steps on a shorter context (the same format, fitted to the budget as serving fits it), scored on
 #: the first eval cases: the loss falls from ~6.9 to ~4.6 nats/token within them on the tiny model
 QUICK = {"max_steps": 6, "batch_size": 8, "max_seq_length": 640}
 INPUT_TOKENS = 512

@@ -86,3 +86,22 @@ def test_a_row_that_breaks_the_contracts_stops_training_with_its_table_row_and_c
     assert victim in message
     assert "cited_docs_exist" in message
     assert "doc_ids" in message
+
+
+def test_training_prompts_are_fitted_to_the_input_budget_like_serving(indexed_project: Any, embedder: Any) -> None:
+    """A small budget: every training prompt fits it and keeps its instructions and question (the service's
+    context fitting), where a left cut would have dropped the instructions."""
+    from transformers import AutoTokenizer
+
+    from docs_assistant.rag.llm import resolve_model_path
+
+    settings = indexed_project.settings(model={"max_input_tokens": 400})
+    prompt = PromptRegistry.load(settings.paths.prompts_dir).get(settings.prompt.id, settings.prompt.version)
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(settings.model, settings.paths.models_dir)[0])
+    instructions = prompt.render(context="", question="").split("\n", 1)[0]
+    data, _ = _build(settings, embedder)
+    assert data.train
+    for example in [*data.train, *data.heldout]:
+        assert len(tokenizer(example.prompt).input_ids) <= 400, example.id
+        assert example.prompt.startswith(instructions), example.id
+        assert example.prompt.endswith(f"Question: {example.question}\nAnswer:"), example.id

@@ -149,14 +149,25 @@ def split_held_out(usable: list[dict[str, Any]], held_out_questions: list[str]) 
 
 
 def retrieval_renderer(settings: Settings, prompt: Prompt, embedder: Any = None) -> Render:
-    """question → the prompt the service would send the model for it (same retriever, same context format)."""
-    from docs_assistant.rag.pipeline import format_context
+    """question → the prompt the service would send the model for it: the same retriever and context format,
+    fitted to the same input budget (rag/context.py), so training reads the instructions and top-ranked
+    chunks the service keeps, not a prompt cut from the left."""
+    from types import SimpleNamespace
+
+    from transformers import AutoConfig, AutoTokenizer
+
+    from docs_assistant.rag.context import fit_prompt
+    from docs_assistant.rag.llm import input_budget, resolve_model_path
     from docs_assistant.rag.retriever import Retriever
 
+    path, revision = resolve_model_path(settings.model, settings.paths.models_dir)
+    tokenizer = AutoTokenizer.from_pretrained(path, revision=revision, trust_remote_code=False)
+    config = AutoConfig.from_pretrained(path, revision=revision, trust_remote_code=False)
+    budget = input_budget(settings.model, SimpleNamespace(config=config))
     retriever = Retriever(settings, embedder=embedder)
 
     def render(question: str) -> str:
         chunks, _timings = retriever.retrieve(question)
-        return prompt.render(context=format_context(chunks), question=question)
+        return fit_prompt(prompt, question, chunks, tokenizer, budget).text
 
     return render

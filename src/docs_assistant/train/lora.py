@@ -6,7 +6,8 @@ per epoch) in plain sight, and `accelerate` makes the same loop run on one CPU, 
 gradient accumulation; distribution is never hand-rolled here.
 
 Sequences are the serving prompt followed by the target answer and EOS; only the answer's tokens are
-scored. Prompts are cut from the left to the model's input budget, as generation cuts them.
+scored. Prompts arrive fitted to the model's input budget (train/data.py, as serving fits them); one is
+cut from the left only where `max_seq_length` leaves its answer no room.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ class TokenRow:
 
 
 def encode(tokenizer: Any, example: Example, max_input_tokens: int, max_seq_length: int) -> TokenRow:
-    """Prompt (left-cut to the budget, as `LocalLLM.generate` does) + " answer" + EOS, answer tokens scored."""
+    """Prompt (already fitted; left-cut only past the budget, as `LocalLLM.generate` does) + " answer" + EOS,
+    answer tokens scored."""
     prompt_ids = tokenizer(example.prompt).input_ids
     target = [*tokenizer(" " + example.target.strip(), add_special_tokens=False).input_ids, tokenizer.eos_token_id]
     target = target[: max_seq_length - 1]

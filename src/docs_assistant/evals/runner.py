@@ -343,7 +343,7 @@ def reference_loss(llm: Any, prompt: Prompt, question: str, chunks: list[Chunk],
 
     tokenizer, model = llm.tokenizer, llm.model
     ref_ids = tokenizer(" " + reference.strip(), add_special_tokens=False).input_ids
-    budget = input_budget(llm.settings, model, len(ref_ids))
+    budget = input_budget(llm.settings, model.config, len(ref_ids))
     prompt_ids = tokenizer(fit_prompt(prompt, question, chunks, tokenizer, budget).text).input_ids
     ids = torch.tensor([prompt_ids + ref_ids], device=model.device)
     labels = ids.clone()

@@ -150,4 +150,4 @@ def fit_for(
     tokenizer, model, settings = (getattr(llm, name, None) for name in ("tokenizer", "model", "settings"))
     if tokenizer is None or model is None or settings is None:
         return render_all(prompt, question, chunks)
-    return fit_prompt(prompt, question, chunks, tokenizer, input_budget(settings, model, max_new_tokens))
+    return fit_prompt(prompt, question, chunks, tokenizer, input_budget(settings, model.config, max_new_tokens))

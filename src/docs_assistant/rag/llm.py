@@ -66,7 +66,7 @@ def resolve_model_path(settings: ModelSettings, models_dir: Path) -> tuple[str, 
     return settings.name, settings.revision
 
 
-def input_budget(settings: ModelSettings, model: Any, max_new_tokens: int | None = None) -> int:
+def input_budget(settings: ModelSettings, config: Any, max_new_tokens: int | None = None) -> int:
     """Prompt tokens a local model may read: `max_input_tokens`, less where the answer would overrun its positions.
 
     A prompt plus its answer must fit the model's position embeddings; a prompt that used them all would
@@ -74,7 +74,7 @@ def input_budget(settings: ModelSettings, model: Any, max_new_tokens: int | None
     """
     new = max_new_tokens or settings.max_new_tokens
     budget = settings.max_input_tokens
-    positions = getattr(model.config, "max_position_embeddings", None)
+    positions = getattr(config, "max_position_embeddings", None)  # the model's config: only its positions count
     if positions is not None and budget + new > positions:
         budget = positions - new
         if budget < 1:
@@ -126,7 +126,7 @@ class LocalLLM:
         return merged, str(adapter_path)
 
     def input_budget(self, max_new_tokens: int | None = None) -> int:
-        return input_budget(self.settings, self.model, max_new_tokens)
+        return input_budget(self.settings, self.model.config, max_new_tokens)
 
     def generate(self, prompt: str, *, max_new_tokens: int | None = None, on_text: OnText | None = None) -> Generation:
         """Generate from `prompt` as given; the pipeline fits its prompts to `input_budget` first (rag/context.py).

@@ -152,8 +152,6 @@ def retrieval_renderer(settings: Settings, prompt: Prompt, embedder: Any = None)
     """question → the prompt the service would send the model for it: the same retriever and context format,
     fitted to the same input budget (rag/context.py), so training reads the instructions and top-ranked
     chunks the service keeps, not a prompt cut from the left."""
-    from types import SimpleNamespace
-
     from transformers import AutoConfig, AutoTokenizer
 
     from docs_assistant.rag.context import fit_prompt
@@ -163,7 +161,7 @@ def retrieval_renderer(settings: Settings, prompt: Prompt, embedder: Any = None)
     path, revision = resolve_model_path(settings.model, settings.paths.models_dir)
     tokenizer = AutoTokenizer.from_pretrained(path, revision=revision, trust_remote_code=False)
     config = AutoConfig.from_pretrained(path, revision=revision, trust_remote_code=False)
-    budget = input_budget(settings.model, SimpleNamespace(config=config))
+    budget = input_budget(settings.model, config)
     retriever = Retriever(settings, embedder=embedder)
 
     def render(question: str) -> str:

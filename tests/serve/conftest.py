@@ -107,7 +107,14 @@ def client(url: str) -> Iterator[httpx.Client]:
         yield c
 
 
+def iter_stream_events(client: httpx.Client, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The JSON events of a streamed chat completion as they arrive (the closing `data: [DONE]` left out)."""
+    with client.stream("POST", "/v1/chat/completions", json=body) as response:
+        for line in response.iter_lines():
+            if line.startswith("data: {"):
+                yield json.loads(line[6:])
+
+
 def stream_events(client: httpx.Client, body: dict[str, Any]) -> list[dict[str, Any]]:
     """The JSON events of a streamed chat completion, in order (the closing `data: [DONE]` left out)."""
-    with client.stream("POST", "/v1/chat/completions", json=body) as response:
-        return [json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: {")]
+    return list(iter_stream_events(client, body))

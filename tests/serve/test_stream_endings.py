@@ -28,7 +28,7 @@ from docs_assistant.serve.app import create_app
 from docs_assistant.serve.logs import ACCESS_LOGGER
 from docs_assistant.serve.openai_compat import STREAM_FAILED
 
-from .conftest import running, stream_events, wait_ready
+from .conftest import iter_stream_events, running, stream_events, wait_ready
 
 pytestmark = pytest.mark.integration
 #: streamed after the model's own text and before a planted failure: longer than what the guardrails hold back
@@ -172,17 +172,12 @@ def test_text_without_spaces_reaches_the_client_while_it_is_generated(client, en
     ending.client_has_cjk.clear()
     ending.waits.clear()
     contents: list[str] = []
-    body = chat("请用中文回答：如何安装？", stream=True)
-    with client.stream("POST", "/v1/chat/completions", json=body) as response:
-        for line in response.iter_lines():
-            if not line.startswith("data: {"):
-                continue
-            choices = json.loads(line[6:]).get("choices") or [{}]
-            content = choices[0].get("delta", {}).get("content")
-            if content:
-                contents.append(content)
-                if any("\u4e00" <= ch <= "\u9fff" for ch in content):
-                    ending.client_has_cjk.set()
+    for event in iter_stream_events(client, chat("请用中文回答：如何安装？", stream=True)):
+        content = (event.get("choices") or [{}])[0].get("delta", {}).get("content")
+        if content:
+            contents.append(content)
+            if any("\u4e00" <= ch <= "\u9fff" for ch in content):
+                ending.client_has_cjk.set()
     assert ending.waits == [True]
     assert "".join(contents).endswith(CJK_ANSWER)
     cjk_chunks = [c for c in contents if any("\u4e00" <= ch <= "\u9fff" for ch in c)]

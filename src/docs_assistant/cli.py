@@ -20,7 +20,7 @@ from typing import Annotated
 
 import typer
 
-from docs_assistant.commands import _echo, _progress, _settings, console, friendly_errors
+from docs_assistant.commands import _echo, _flag, _progress, _settings, console, friendly_errors
 from docs_assistant.config import with_json_overrides
 from docs_assistant.deploy.commands import deploy, drift, env_app, rollback
 from docs_assistant.loadtest.commands import loadtest
@@ -77,11 +77,9 @@ def validate(
         f"({summary['invalid_share']:.2%}, limit {summary['max_invalid_share']:.2%})"
     )
     for failure in result.failures()[:20]:
-        console.print(f"[bold red]error:[/] {failure.error()}", highlight=False, soft_wrap=True)
+        _flag("error:", failure.error())
     if reasons := gate_reasons(result, summary):
-        console.print(
-            f"[bold red]gate failed:[/] {'; '.join(reasons)}; nothing was ingested", highlight=False, soft_wrap=True
-        )
+        _flag("gate failed:", f"{'; '.join(reasons)}; nothing was ingested")
         raise typer.Exit(1)
     for name, version in sorted(result.table_versions.items()):
         console.print(f"{name}: version {version}")
@@ -154,7 +152,7 @@ def retrieval_eval(
     quality = gate.quality
     console.print(f"{split}: hit@{k}={quality.hit_at_k:.3f} MRR={quality.mrr:.3f} over {quality.questions} questions")
     if not gate.passed:
-        console.print(f"[bold red]gate failed:[/] hit@{k} {quality.hit_at_k:.3f} < {min_hit}")
+        _flag("gate failed:", f"hit@{k} {quality.hit_at_k:.3f} < {min_hit}")
         raise typer.Exit(1)
 
 
@@ -167,7 +165,7 @@ def preflight(
     """Check what the stages will need (Docker Engine, base image, swarm, free ports) before any of them runs."""
     problems = check(_settings(), stages, without=without)
     for problem in problems:
-        console.print(f"[bold red]preflight:[/] {problem.line()}", highlight=False, soft_wrap=True)
+        _flag("preflight:", problem.line())
     if problems:
         raise typer.Exit(1)
     _echo(f"preflight: ready for {', '.join(stages)}")
@@ -194,7 +192,7 @@ def eval_(
         suites=[s for s in suites.split(",") if s] or None,
         variants=[v for v in variants.split(",") if v] or None,
         baseline=baseline,
-        progress=lambda msg: console.print(f"eval: {msg}", highlight=False),
+        progress=lambda msg: _echo(f"eval: {msg}"),
     )
     if update_baseline is not None:
         atomic_write_json(update_baseline, baseline_of(result.summary))
@@ -205,7 +203,7 @@ def eval_(
     )
     if not result.passed:
         for failure in result.failures:
-            console.print(f"[bold red]gate failed:[/] {failure.message}", highlight=False, soft_wrap=True)
+            _flag("gate failed:", failure.message)
         raise typer.Exit(1)
 
 
@@ -221,7 +219,7 @@ def finetune(
     settings = _settings()
     if overrides:
         settings = with_json_overrides(settings, "finetune", overrides, "--overrides")
-    result = run_finetune(settings, progress=lambda msg: console.print(f"finetune: {msg}", highlight=False))
+    result = run_finetune(settings, progress=lambda msg: _echo(f"finetune: {msg}"))
     if result is None:  # a worker process under `accelerate launch`; the main process reports
         return
     summary, m = result.summary, result.summary["train"]["metrics"]
@@ -239,7 +237,7 @@ def finetune(
         soft_wrap=True,
     )
     if not result.passed:
-        console.print("[bold red]gate failed:[/] the adapter does not beat the base model", highlight=False)
+        _flag("gate failed:", "the adapter does not beat the base model")
         raise typer.Exit(1)
 
 
@@ -257,9 +255,7 @@ def release(
     """Bump the version from conventional commits, update the changelog, tag, and write the release manifest."""
     from docs_assistant.release import run_release
 
-    result = run_release(
-        _settings(), dry_run=dry_run, progress=lambda msg: console.print(f"release: {msg}", highlight=False)
-    )
+    result = run_release(_settings(), dry_run=dry_run, progress=lambda msg: _echo(f"release: {msg}"))
     m = result.manifest
     if m["tagged"]:
         done = f"tagged {m['tag']} on {m['git_sha'][:12]} ({m['previous_version']} -> {m['version']})"
@@ -267,7 +263,7 @@ def release(
         done = f"dry run: next version {m['version']} (tag {m['tag']}); nothing committed or tagged"
     else:
         done = f"dry run: nothing to bump; the version stays {m['version']}"
-    console.print(f"release: {done}; manifest in {result.manifest_path}", highlight=False, soft_wrap=True)
+    _echo(f"release: {done}; manifest in {result.manifest_path}")
 
 
 @app.command()

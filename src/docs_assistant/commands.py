@@ -19,6 +19,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from docs_assistant.config import Settings, load_settings
 from docs_assistant.errors import DocsAssistantError
@@ -36,7 +37,7 @@ def friendly_errors(func: F) -> F:
             return func(*args, **kwargs)
         except DocsAssistantError as exc:
             for line in str(exc).splitlines():
-                console.print(f"[bold red]error:[/] {line}", highlight=False, markup=True, soft_wrap=True)
+                _flag("error:", line)
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
@@ -51,6 +52,17 @@ def _progress() -> Progress:
 def _echo(message: str) -> None:
     """A stage's progress line, as it is: no Rich markup or highlighting applied to paths and logs."""
     console.print(message, highlight=False, markup=False, soft_wrap=True)
+
+
+def _flag(label: str, message: object, style: str = "bold red") -> None:
+    """A styled label, then the message as it is: a message's own brackets ("[secrets]", a path) are text, not
+    Rich markup that would swallow them."""
+    console.print(Text.assemble((label, style), " ", str(message)), highlight=False, soft_wrap=True)
+
+
+def _styled(line: str, style: str) -> None:
+    """A whole line in one style, its brackets kept as text."""
+    console.print(Text(line, style=style), highlight=False, soft_wrap=True)
 
 
 def _table_console() -> Console:

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from docs_assistant.commands import EnvDir, _settings, _table_console, console, friendly_errors
+from docs_assistant.commands import EnvDir, _settings, _styled, _table_console, console, friendly_errors
 from docs_assistant.config import Settings
 
 EnvName = Annotated[str, typer.Argument(help="environment name: deploy/environments/<env>.toml")]
@@ -134,7 +134,7 @@ def env_kubernetes(
 
 def _deploy_outcome(line: str, ok: bool, out: Path | None) -> None:
     style = "green" if ok else "bold red"
-    console.print(f"[{style}]{line}[/]", highlight=False, soft_wrap=True)
+    _styled(line, style)
     if out is not None:
         console.print(f"report in {out}", highlight=False)
 
@@ -226,7 +226,7 @@ def deploy(
     )
     for step in steps:
         style = {"passed": "green", "failed": "bold red", "awaiting_approval": "yellow"}[step.state]
-        console.print(f"[{style}]deploy {step.line()}[/]", highlight=False, soft_wrap=True)
+        _styled(f"deploy {step.line()}", style)
         if step.deploy is not None:
             write_step_report(step, reports_dir)
     failed = [step for step in steps if step.state == "failed"]

@@ -9,6 +9,7 @@ the `[gate]` a deployment must pass there. Everything is checked at load, file b
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -33,6 +34,9 @@ MEMORY_UNITS = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 MIN_MEMORY = 6 << 20  # Docker refuses a memory limit below 6 MiB
 DOCKER_HOST = re.compile(r"(unix|tcp|ssh|npipe|https?)://\S+")
 REMOTE_DOCKER_HOST = re.compile(r"(tcp|ssh|https?)://\S+")
+LOOPBACK_ELSEWHERE = (
+    "the port would answer only on that host's loopback, where neither you nor the load-test gate can reach it"
+)
 #: `bind` values that mean every address of the host (published by swarm itself, in host mode)
 ALL_ADDRESSES = ("0.0.0.0", "::")  # noqa: S104 -- names the wildcard, binds nothing
 #: config keys that name a credential: their value belongs in a secret store, never in a committed file
@@ -120,6 +124,11 @@ class Environment(_Table):
         """Whether the port is published on every address of the host (`bind` is 0.0.0.0 or ::)."""
         return self.bind in ALL_ADDRESSES
 
+    @property
+    def binds_loopback(self) -> bool:
+        """Whether the port answers only on the host's own loopback (127.0.0.0/8 or ::1)."""
+        return ipaddress.ip_address(self.bind).is_loopback
+
     @field_validator("config")
     @classmethod
     def _config_plain(cls, value: dict[str, str]) -> dict[str, str]:
@@ -147,15 +156,10 @@ class Environment(_Table):
     def _coherent(self) -> Environment:
         if self.docker_host is not None and self.target != "docker":
             raise ValueError(f"docker_host is set but target is {self.target!r}: it only applies to 'docker'")
-        if (
-            self.docker_host is not None
-            and REMOTE_DOCKER_HOST.fullmatch(self.docker_host)
-            and ipaddress.ip_address(self.bind).is_loopback
-        ):
+        if remote_host(self.docker_host) and self.binds_loopback:
             raise ValueError(
-                f"bind = {self.bind!r} with the remote docker_host {self.docker_host!r}: the port would answer only on "
-                'that host\'s loopback, where neither you nor the load-test gate can reach it; set bind = "0.0.0.0" '
-                "(with an API key in [secrets]) or remove docker_host"
+                f"bind = {self.bind!r} with the remote docker_host {self.docker_host!r}: {LOOPBACK_ELSEWHERE}; "
+                'set bind = "0.0.0.0" (with an API key in [secrets]) or remove docker_host'
             )
         both = sorted(set(self.config) & set(self.secrets))
         if both:
@@ -163,6 +167,28 @@ class Environment(_Table):
         if self.promotes_to == self.name:
             raise ValueError(f"promotes_to names this environment itself ({self.name!r})")
         return self
+
+
+def remote_host(docker_host: str | None) -> str | None:
+    """The host name of an engine on another machine (ssh://, tcp://, http(s)://), None for this machine's.
+
+    tcp://127.0.0.1:2375 and ssh://localhost are this machine: a port bound to loopback there is reachable here."""
+    if docker_host is None or not REMOTE_DOCKER_HOST.fullmatch(docker_host):
+        return None
+    from urllib.parse import urlsplit
+
+    host = urlsplit(docker_host).hostname
+    if not host or host == "localhost":
+        return None
+    try:
+        return None if ipaddress.ip_address(host).is_loopback else host
+    except ValueError:  # a name, not an address
+        return host
+
+
+def engine_url(env: Environment, environ: Mapping[str, str] = os.environ) -> str | None:
+    """The engine an environment deploys to: its file's `docker_host`, else $DOCKER_HOST (None: the local socket)."""
+    return env.docker_host or environ.get("DOCKER_HOST") or None
 
 
 def _dotted(loc: tuple[int | str, ...]) -> str:

@@ -26,7 +26,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from docs_assistant.deploy.environments import ALL_ADDRESSES, ENVIRONMENTS_DIR, Environment
+from docs_assistant.deploy.environments import (
+    ALL_ADDRESSES,
+    ENVIRONMENTS_DIR,
+    LOOPBACK_ELSEWHERE,
+    Environment,
+    engine_url,
+    remote_host,
+)
 from docs_assistant.errors import DeployError
 
 APP = "docs-assistant"
@@ -72,14 +79,12 @@ def names(env: Environment) -> tuple[str, str, str]:
 
 
 def url_of(env: Environment) -> str:
-    """Where the proxy's port answers: its `bind` address when that is one address, else the host of
-    `docker_host` (ssh:// or tcp://), else loopback."""
-    from urllib.parse import urlsplit
-
+    """Where the proxy's port answers: its `bind` address when that is one address, else the host of the engine
+    (`docker_host`, else $DOCKER_HOST) when that is another machine, else loopback."""
     if not env.binds_all_addresses:
         host = f"[{env.bind}]" if ":" in env.bind else env.bind
     else:
-        host = (urlsplit(env.docker_host).hostname if env.docker_host else None) or "127.0.0.1"
+        host = remote_host(engine_url(env)) or "127.0.0.1"
     return f"http://{host}:{env.port}"
 
 
@@ -902,11 +907,20 @@ def same_image(live: str, expected: str) -> bool:
 
 
 def check_target(env: Environment, directory: Path = ENVIRONMENTS_DIR) -> None:
-    """Only `target = "docker"` deploys here; Kubernetes environments are applied with kubectl."""
+    """Refuse, before any engine is asked, what cannot deploy from here: a Kubernetes environment (kubectl applies
+    those), or a loopback `bind` on an engine that $DOCKER_HOST puts on another machine."""
     if env.target != "docker":
         raise DeployError(
             f"target: {env.target!r}; this command deploys to Docker swarm only",
             where=env_file(env, directory),
             hint=f"apply the manifests: `kubectl apply --server-side -k deploy/kubernetes/overlays/{env.name}` "
             "(see docs/promotion/kubernetes.md)",
+        )
+    engine = engine_url(env)
+    if env.docker_host is None and remote_host(engine) and env.binds_loopback:
+        # the file's own docker_host is checked when it loads; $DOCKER_HOST only exists at run time
+        raise DeployError(
+            f"bind = {env.bind!r} while DOCKER_HOST={engine} is another machine: {LOOPBACK_ELSEWHERE}",
+            where=env_file(env, directory),
+            hint='set bind = "0.0.0.0" (with an API key in [secrets]), or unset DOCKER_HOST to deploy here',
         )

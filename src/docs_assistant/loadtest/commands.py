@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from docs_assistant.commands import _settings, console, friendly_errors
+from docs_assistant.commands import _flag, _settings, _styled, console, friendly_errors
 
 
 @friendly_errors
@@ -86,7 +86,7 @@ def loadtest(
     write_summary(settings.paths.reports_dir, summary)
     for objective in objectives(gate, measured):
         style = {True: "green", False: "bold red", None: "yellow"}[objective.passed]
-        console.print(f"[{style}]{objective.describe()}[/]", highlight=False, soft_wrap=True)
+        _styled(objective.describe(), style)
     console.print(
         f"loadtest: {measured.requests} requests measured, {measured.failures} failed, "
         f"{measured.unfinished} unfinished; report in {out_dir}",
@@ -94,5 +94,5 @@ def loadtest(
         soft_wrap=True,
     )
     if not summary["passed"]:
-        console.print(f"[bold red]gate failed:[/] {', '.join(summary['failed'])}", highlight=False)
+        _flag("gate failed:", ", ".join(summary["failed"]))
         raise typer.Exit(1)

@@ -14,6 +14,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
+from docs_assistant.data.store import FEEDBACK, FeatureStore
 from docs_assistant.errors import ConfigError
 from docs_assistant.rag.questions import question_problem
 from docs_assistant.serve.app import create_app
@@ -59,14 +60,26 @@ def url(settings, embedder) -> Iterator[str]:
         yield base
 
 
+def stored_feedback(settings) -> list[dict]:
+    store = FeatureStore(settings.paths.store_uri)
+    return store.read(FEEDBACK).to_pylist() if store.has_table(FEEDBACK) else []
+
+
 @pytest.mark.integration
-def test_no_server_error_and_no_schema_violation(url, tmp_path) -> None:
+def test_no_server_error_and_no_schema_violation(url, settings, tmp_path) -> None:
+    before = {row["id"] for row in stored_feedback(settings)}
     result = schemathesis_run(url, tmp_path / "report")
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-8000:]
     junit = "".join(f.read_text() for f in (tmp_path / "report").glob("junit*.xml"))
     for operation in ("POST /v1/answer", "POST /v1/chat/completions", "POST /v1/feedback", "GET /readyz"):
         assert operation in junit, operation  # every operation was exercised
+    # the schema's link (answer id -> feedback answer_id) took the stateful phase past the 404 of an unknown id:
+    # feedback it generated was accepted and stored, each row citing an answer this process served
+    assert re.search(r"API Links:\s+1 covered / 1 selected / 1 total", output), output[-3000:]
+    new = [row for row in stored_feedback(settings) if row["id"] not in before]
+    assert new, output[-3000:]
+    assert all(row["answer"] is not None for row in new)
 
 
 @pytest.mark.integration

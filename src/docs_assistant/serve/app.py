@@ -20,6 +20,8 @@ from docs_assistant.serve.auth import check_keys_configured
 from docs_assistant.serve.middleware import FAILED_STATUS, Observe, RequireApiKey
 from docs_assistant.serve.openai_compat import completion, question_of, sse
 from docs_assistant.serve.schemas import (
+    ANSWER_LINKS,
+    FEEDBACK_OPERATION,
     FEEDBACK_REFUSALS,
     GENERATION_REFUSALS,
     REFUSALS,
@@ -114,7 +116,7 @@ def create_app(settings: Settings, *, embedder: Any = None, llm: Any = None) -> 
         """The one model this service answers with: what OpenAI clients list before they ask."""
         return ModelList(data=[ModelCard(id=service.model_name, created=service.started, owned_by=OWNER)])
 
-    @app.post("/v1/answer", responses=GENERATION_REFUSALS)
+    @app.post("/v1/answer", responses={200: {"links": ANSWER_LINKS}} | GENERATION_REFUSALS)
     @taking(body=bodies.answer)
     async def answer(body: AnswerRequest) -> AnswerResponse:
         result = await service.answer(body.question)
@@ -157,7 +159,7 @@ def create_app(settings: Settings, *, embedder: Any = None, llm: Any = None) -> 
         result = await service.answer(question, max_tokens, field=field)
         return JSONResponse(completion(result, service.model_name, limit))
 
-    @app.post("/v1/feedback", status_code=201, responses=FEEDBACK_REFUSALS)
+    @app.post("/v1/feedback", status_code=201, responses=FEEDBACK_REFUSALS, operation_id=FEEDBACK_OPERATION)
     @taking(body=bodies.feedback)
     async def feedback(body: FeedbackRequest) -> FeedbackResponse:
         import anyio

@@ -434,6 +434,17 @@ def error_response(description: str) -> dict[str, Any]:
 
 
 #: the statuses each kind of route may answer besides success, for the OpenAPI document
+FEEDBACK_OPERATION = "feedback"
+#: OpenAPI links: an answer's `id` is what feedback cites, so clients and schemathesis' stateful phase can chain
+#: POST /v1/answer -> POST /v1/feedback (feedback on an id this process never served is a 404)
+ANSWER_LINKS = {
+    "Feedback": {
+        "operationId": FEEDBACK_OPERATION,
+        "requestBody": {"answer_id": "$response.body#/id"},
+        "description": "rate this answer: its `id` is the feedback's `answer_id`",
+    }
+}
+
 REFUSALS: dict[int | str, dict[str, Any]] = {
     400: error_response("a body that cannot be decoded at all (not UTF-8)"),
     401: error_response("missing or invalid API key (when keys are configured)"),

@@ -64,6 +64,14 @@ class PathSettings(_Section):
     model_cache_dir: Path | None = Field(
         default=None, description="where built/downloaded models live; default <state_dir>/models"
     )
+    feedback_dir: Path | None = Field(
+        default=None,
+        description=(
+            "where the service appends feedback as JSON lines, one file per process, for `validate` to ingest from "
+            "data/feedback/ (the image sets /app/feedback, each environment's volume); unset: the feature store's "
+            "`feedback` table"
+        ),
+    )
 
     @property
     def store_uri(self) -> Path:

@@ -5,9 +5,13 @@ One build per module (several minutes cold); the failure tests reuse its cached 
 
 from __future__ import annotations
 
+import io
 import json
+import secrets
 import shutil
+import tarfile
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,17 +78,27 @@ def pushed(image_project, released) -> BuiltImage:
     return built
 
 
-def post_json(url: str, body: dict[str, Any]) -> dict[str, Any]:
+def post_json(url: str, body: dict[str, Any], status: int = 200) -> dict[str, Any]:
     request = urllib.request.Request(
         url, data=json.dumps(body).encode(), headers={"content-type": "application/json"}, method="POST"
     )
     with urllib.request.urlopen(request, timeout=60) as response:
-        assert response.status == 200
+        assert response.status == status
         return json.loads(response.read())
 
 
+@pytest.fixture
+def feedback_volume(docker_client) -> Iterator[str]:
+    """A new named volume, as the swarm deploy mounts one per environment; removed after the test's containers
+    (requested before `run_container`, so torn down after it)."""
+    name = f"da-test-feedback-{secrets.token_hex(3)}"
+    docker_client.volumes.create(name)
+    yield name
+    docker_client.volumes.get(name).remove(force=True)
+
+
 def test_release_build_push_pull_run_answers_and_the_manifest_pins_the_digest_that_ran(
-    pushed, released, docker_client, run_container
+    pushed, released, docker_client, feedback_volume, run_container
 ) -> None:
     assert pushed.digest is not None
     assert pushed.digest.startswith("sha256:")
@@ -94,12 +108,20 @@ def test_release_build_push_pull_run_answers_and_the_manifest_pins_the_digest_th
     pulled = docker_client.images.pull(reference, auth_config={"username": "ci", "password": "ci-password"})
     assert pulled.id == pushed.image_id
 
-    running = run_container(reference)
+    running = run_container(reference, volumes={feedback_volume: {"bind": "/app/feedback", "mode": "rw"}})
     assert running.container.image.id == manifest["image"]["id"]
     wait_ready(running.url, running.container)
     answer = post_json(f"{running.url}/v1/answer", {"question": "How do I rotate the admin token?"})
     assert answer["answer"].strip()
     assert answer["sources"], "retrieval from the index baked into the image returned nothing"
+    # feedback on the read-only root: the non-root user appends to the volume (a new one takes the image
+    # directory's owner), never to the feature store baked into the image
+    rated = post_json(f"{running.url}/v1/feedback", {"answer_id": answer["id"], "rating": 1}, status=201)
+    stream, _ = running.container.get_archive("/app/feedback")
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+        logs = [m for m in tar.getmembers() if m.isfile() and m.name.endswith(".jsonl")]
+        (row,) = [json.loads(line) for m in logs for line in tar.extractfile(m).read().splitlines()]  # type: ignore[union-attr]
+    assert (row["id"], row["answer_id"], row["answer"]) == (rated["id"], answer["id"], answer["answer"])
 
     with urllib.request.urlopen(f"{running.url}/readyz", timeout=5) as response:
         phases = json.loads(response.read())["phases"]

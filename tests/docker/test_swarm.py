@@ -35,7 +35,7 @@ from .conftest import BASE_IMAGE, free_port
 pytestmark = pytest.mark.docker
 
 SERVER = """
-import json, os, signal, sys, time
+import json, os, signal, socket, sys, time
 from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
 VERSION, MODE = os.environ["APP_VERSION"], os.environ["APP_MODE"]
 if MODE == "crash":
@@ -54,7 +54,13 @@ class H(BaseHTTPRequestHandler):
         self.send_response(code); self.send_header("Content-Length", str(len(body))); self.end_headers()
         self.wfile.write(body)
     def do_POST(self):  # the load test's POST /v1/answer: the same answer, after reading the body
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path == "/v1/feedback":  # as the app does in the image: a line in a file of this replica's own
+            row = dict(json.loads(body), version=VERSION)
+            with open(f"/app/feedback/{socket.gethostname()}.jsonl", "a") as log:
+                log.write(json.dumps(row) + "\\n")
+            self.send_response(201); self.send_header("Content-Length", "0"); self.end_headers()
+            return
         self.do_GET()
     def log_message(self, *a): pass
 ThreadingHTTPServer.daemon_threads = True
@@ -69,6 +75,7 @@ COPY server.py /server.py
 # like the app image: the package (here only its proxy module) importable, the server as the entrypoint
 COPY pkg/ /pkg/
 ENV PYTHONPATH=/pkg
+RUN install -d -o 10001 -g 0 -m 0750 /app/feedback
 USER 10001
 HEALTHCHECK --interval=5s --timeout=3s --retries=3 CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=2)"]
 ENTRYPOINT ["python3", "/server.py"]
@@ -209,7 +216,7 @@ def stack(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield Stack(docker_client, directory, name, prefix, port, images, proxy_image, secret)
     finally:
         if env is not None:
-            swarm.remove(env, client=docker_client)
+            swarm.remove(env, client=docker_client, feedback=True)
         for found in docker_client.secrets.list(filters={"name": secret}):
             if found.name == secret:
                 found.remove()
@@ -291,7 +298,16 @@ def test_never_ready_image_fails_the_startup_gate_and_is_rolled_back(stack: Stac
     assert set(poller.versions) == {"v2"}
 
 
+def rate(stack: Stack, answer_id: str) -> None:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{stack.port}/v1/feedback", data=json.dumps({"answer_id": answer_id, "rating": 1}).encode()
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 201
+
+
 def test_rollback_by_hand_returns_to_the_image_before(stack: Stack) -> None:
+    rate(stack, "before-rollback")  # kept on the environment's volume through the roll-back (next test)
     # the automatic rollbacks restored v2's spec, whose label records v1 as the image before it
     poller = Poller(stack.url)
     result = swarm.rollback(stack.env, client=stack.client, directory=stack.directory, monitor_s=2)
@@ -302,6 +318,27 @@ def test_rollback_by_hand_returns_to_the_image_before(stack: Stack) -> None:
     assert result.previous_image == stack.images["v2"]
     assert poller.failed == 0, poller.errors
     assert answer(stack.url)["version"] == "v1"
+
+
+def test_feedback_outlives_a_deploy_on_the_read_only_root_and_env_feedback_exports_it(
+    stack: Stack, tmp_path: Path
+) -> None:
+    rate(stack, "after-rollback")
+    out = tmp_path / "data" / "feedback"
+    run = CliRunner().invoke(app, ["env", "feedback", stack.name, "--dir", str(stack.directory), "--out", str(out)])
+    assert run.exit_code == 0, run.output
+    files = sorted(out.glob("*.jsonl"))
+    assert files, run.output
+    assert all(f.name.startswith(f"{stack.name}-") for f in files)  # one per replica that took a rating
+    rows = [json.loads(line) for f in files for line in f.read_text(encoding="utf-8").splitlines()]
+    # rated under v2 before the roll-back deployed v1, and under v1 after it: one volume, both rows
+    assert {(r["answer_id"], r["version"]) for r in rows} == {("before-rollback", "v2"), ("after-rollback", "v1")}
+    assert f"env feedback {stack.name}: 2 rows in {len(files)} files" in run.output
+    # the root stays read-only: the volume is the one writable place besides /tmp
+    service = stack.client.services.get(f"docs-assistant-{stack.name}")
+    container_spec = service.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]
+    assert container_spec["ReadOnly"] is True
+    assert {m["Target"]: m["Type"] for m in container_spec["Mounts"]} == {"/tmp": "tmpfs", "/app/feedback": "volume"}
 
 
 # p50 below what any service achieves; startup includes swarm's 10 s monitor between the two replicas
@@ -392,7 +429,7 @@ def test_the_app_image_runs_the_proxy_by_default(stack: Stack) -> None:
         assert proxy["ContainerSpec"]["Image"] == stack.images["v2"]
         assert proxy["ContainerSpec"]["Command"] == ["python3", "-m", "docs_assistant.deploy.proxy"]
     finally:
-        swarm.remove(env, client=stack.client)
+        swarm.remove(env, client=stack.client, feedback=True)
 
 
 def other_local_addresses() -> list[str]:
@@ -494,6 +531,11 @@ def test_loopback_bind_answers_on_127_0_0_1_only_and_env_down_removes_everything
             f"env {name}: kept secret {handmade} (secrets.HANDMADE: made outside the deploy; `docker secret rm {handmade}`)"
             in lines
         )
+        kept_feedback = (
+            f"env {name}: kept volume {prefix}-feedback (users' feedback: `docs-assistant env feedback {name}` exports "
+            f"it; `env down {name} --feedback` deletes it)"
+        )
+        assert kept_feedback in lines, down.output  # nothing users said is deleted without being asked
         assert any(line.startswith(f"removed image {stack.prefix}-ours:1 ({ours.short_id}, ") for line in lines), (
             down.output
         )
@@ -508,10 +550,14 @@ def test_loopback_bind_answers_on_127_0_0_1_only_and_env_down_removes_everything
         assert again.exit_code == 0, again.output
         assert again.output.splitlines() == [
             f"env {name}: kept secret {handmade} (secrets.HANDMADE: made outside the deploy; `docker secret rm {handmade}`)",
+            kept_feedback,
             f"env {name}: nothing left to remove (no service, proxy, secret or network of it)",
         ]
+        deleted = CliRunner().invoke(app, ["env", "down", name, "--feedback", "--dir", str(directory)])
+        assert f"env {name}: removed volume {prefix}-feedback" in deleted.output.splitlines(), deleted.output
+        assert client.volumes.list(filters={"name": f"{prefix}-feedback"}) == []
     finally:
-        swarm.remove(env, client=client)
+        swarm.remove(env, client=client, feedback=True)
         for secret in client.secrets.list(filters={"name": handmade}):
             secret.remove()
         for image in client.images.list(filters={"reference": f"{stack.prefix}-ours"}):

@@ -284,14 +284,16 @@ def test_bad_feedback_rows_are_quarantined_and_good_ones_appended(validated) -> 
         "created_at": "2026-01-02T03:04:05+00:00",
     }
     bad = good | {"id": "fb-2", "rating": 5}
+    no_text = good | {"id": "fb-3", "question": ["not", "text"], "answer": "A."}  # the rated question must be text
     (project.data / "feedback" / "export.jsonl").write_text(
-        json.dumps(good) + "\n" + json.dumps(bad) + "\n", encoding="utf-8"
+        "".join(json.dumps(row) + "\n" for row in (good, bad, no_text)), encoding="utf-8"
     )
 
     failed = run_validation(project.settings())
     assert not failed.passed
     assert [(f.file, f.line, f.field, f.check) for f in failed.failures()] == [
-        ("data/feedback/export.jsonl", 2, "rating", "rating_range")
+        ("data/feedback/export.jsonl", 2, "rating", "rating_range"),
+        ("data/feedback/export.jsonl", 3, "question", "optional_text"),
     ]
     passed = run_validation(project.settings(validation={"max_invalid_share": 0.5}))
     assert passed.passed

@@ -171,6 +171,8 @@ def test_each_contract_runs_its_checks_column_by_column_in_order() -> None:
             "rating": ["rating_range"],
             "correction": ["optional_text"],
             "created_at": ["timestamp"],
+            "question": ["optional_text"],  # what the rated answer answered: exported by `env feedback`
+            "answer": ["optional_text"],
             **extra,
         },
         "chunks": {

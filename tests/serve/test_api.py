@@ -465,3 +465,41 @@ def test_missing_or_wrong_api_key_is_401(anonymous, header) -> None:
 def test_rejections_are_counted_by_reason(anonymous) -> None:
     anonymous.post("/v1/answer", json={"question": QUESTION})
     assert 'docs_assistant_rejected_total{reason="unauthorized"}' in anonymous.get("/metrics").text
+
+
+def test_a_service_with_a_feedback_dir_keeps_feedback_as_lines_that_validate_ingests(
+    serve_project, settings, embedder, tiny_llm, tmp_path
+) -> None:
+    """The deployed image: its store is read-only, so feedback goes to `paths.feedback_dir`, and the exported
+    file (`env feedback` copies it into data/feedback/) reaches the feature store through validate, carrying
+    the question and answer it rates so fine-tuning can use it. Last in the module: it ingests into the store."""
+    from docs_assistant.data.validate import run_validation
+
+    log_dir = tmp_path / "feedback"
+    deployed = settings.model_copy(update={"paths": settings.paths.model_copy(update={"feedback_dir": log_dir})})
+    store = FeatureStore(settings.paths.store_uri)
+    stored_before = store.read(FEEDBACK).num_rows
+    with running(create_app(deployed, embedder=embedder, llm=tiny_llm)) as url:
+        wait_ready(url)
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {KEY}"}, timeout=60) as client:
+            served = client.post("/v1/answer", json={"question": QUESTION}).json()
+            posted = client.post("/v1/feedback", json={"answer_id": served["id"], "rating": 1, "correction": "Yes."})
+            assert posted.status_code == 201, posted.text
+    assert store.read(FEEDBACK).num_rows == stored_before  # the store was not written
+    (log,) = log_dir.glob("*.jsonl")  # one file per process
+    (line,) = log.read_text(encoding="utf-8").splitlines()
+    row = json.loads(line)
+    assert row["id"] == posted.json()["id"]
+    assert (row["answer_id"], row["rating"], row["correction"]) == (served["id"], 1, "Yes.")
+    assert (row["question"], row["answer"]) == (QUESTION, served["answer"])
+
+    exported = settings.paths.data_dir / "feedback" / f"dev-{log.name}"
+    exported.parent.mkdir(exist_ok=True)
+    exported.write_bytes(log.read_bytes())
+    result = run_validation(settings)
+    assert result.failures() == [], result.failures()
+    (ingested,) = [r for r in store.read(FEEDBACK).to_pylist() if r["id"] == row["id"]]
+    assert (ingested["question"], ingested["answer"], ingested["correction"]) == (QUESTION, served["answer"], "Yes.")
+    assert ingested["content_hash"] == sha256_text(served["id"], "1", "Yes.")  # as the service computes it
+    run_validation(settings)  # an export taken again later: rows already ingested are not added twice
+    assert [r["id"] for r in store.read(FEEDBACK).to_pylist()].count(row["id"]) == 1

@@ -25,7 +25,9 @@ RAW_LIMIT = 65_536  # characters of the original row kept in the quarantine tabl
 FRONT_MATTER = ("id", "title", "source")
 FRONT_MATTER_OPTIONAL = ("updated",)
 QA_FIELDS = ("id", "question", "answer", "doc_ids")
-FEEDBACK_FIELDS = ("id", "answer_id", "rating", "correction", "created_at")
+#: question and answer are optional: what the rated answer answered (the service's export carries them), without
+#: which a rating cannot become a training pair
+FEEDBACK_FIELDS = ("id", "answer_id", "rating", "correction", "created_at", "question", "answer")
 EMBEDDING_FIELDS = ("doc_id", "vector")
 
 

@@ -169,10 +169,16 @@ def feedback_contract() -> pa.DataFrameSchema:
             "id": _id(),
             "answer_id": _col(_check("answer_id_format", lambda v: isinstance(v, str) and bool(ANSWER_ID.match(v)))),
             "rating": _col(_check("rating_range", lambda v: type(v) is int and -1 <= v <= 1)),
-            "correction": _col(_check("optional_text", lambda v: isinstance(v, str)), nullable=True),
+            "correction": _optional_text(),
             "created_at": _col(_check("timestamp", lambda v: parse_timestamp(v) is not None)),
+            "question": _optional_text(),
+            "answer": _optional_text(),
         }
     )
+
+
+def _optional_text() -> pa.Column:
+    return _col(_check("optional_text", lambda v: isinstance(v, str)), nullable=True)
 
 
 def embedding_contract() -> pa.DataFrameSchema:

@@ -34,6 +34,7 @@ from docs_assistant.reports import markdown_table, write_report
 
 STAGE = "validate_data"
 KINDS = ("documents", "qa", "feedback", "embeddings")
+FEEDBACK_TEXT = ("correction", "question", "answer")  # cleaned like every text the pipeline keeps
 DOC_COLUMNS = ("id", "title", "source", "text", "updated", "extra")
 #: dataframe-wide checks report every column; this is the one a user should look at
 FRAME_CHECK_FIELD = {"question_in_both_splits": "question"}
@@ -283,7 +284,7 @@ def validate(settings: Settings, data_dir: Path | None = None) -> ValidationResu
     qa = _read_qa(data_dir / "qa", root, fatal)
     feedback = Read()
     for path in sorted((data_dir / "feedback").glob("*.jsonl")):
-        read_jsonl(path, root, "feedback", FEEDBACK_FIELDS, text_fields=("correction",), read=feedback)
+        read_jsonl(path, root, "feedback", FEEDBACK_FIELDS, text_fields=FEEDBACK_TEXT, read=feedback)
     embeddings = Read()
     for path in sorted((data_dir / "embeddings").glob("*.jsonl")):
         read_jsonl(path, root, "embeddings", EMBEDDING_FIELDS, read=embeddings)
@@ -456,6 +457,8 @@ def ingest_valid(settings: Settings, result: ValidationResult) -> dict[str, int]
             "correction": v["correction"],
             "created_at": schemas.parse_timestamp(v["created_at"]),
             "content_hash": sha256_text(v["answer_id"], str(v["rating"]), v["correction"] or ""),
+            "question": v["question"],
+            "answer": v["answer"],
         }
         for r in result.valid("feedback")
         if (v := r.values) is not None

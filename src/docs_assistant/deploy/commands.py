@@ -91,14 +91,43 @@ def env_down(
     leave_swarm: Annotated[
         bool, typer.Option("--leave-swarm", help="then leave swarm mode, if nothing else lives in the swarm")
     ] = False,
+    feedback: Annotated[
+        bool, typer.Option("--feedback", help="also delete the feedback volume (export it first: env feedback)")
+    ] = False,
     directory: EnvDir = Path("deploy/environments"),
 ) -> None:
     """Remove an environment's app, proxy, the secrets the deploy made and its network; again: nothing left, exit 0."""
     from docs_assistant.deploy.teardown import run_down
 
-    result = run_down(name, every=every, images=images, leave_swarm=leave_swarm, directory=directory)
+    result = run_down(name, every=every, images=images, leave_swarm=leave_swarm, feedback=feedback, directory=directory)
     for line in result.lines:
         typer.echo(line)
+
+
+@env_app.command("feedback")
+@friendly_errors
+def env_feedback(
+    name: Annotated[str, typer.Argument(help="the environment (its file's stem)")],
+    out: Annotated[
+        Path | None, typer.Option(help="where the files go (default: <paths.data_dir>/feedback, which validate reads)")
+    ] = None,
+    directory: EnvDir = Path("deploy/environments"),
+) -> None:
+    """Copy the feedback a deployed environment collected into data/feedback/, for validate to ingest."""
+    from docs_assistant.deploy.environments import load_environment
+    from docs_assistant.deploy.feedback import export_feedback
+
+    target = out if out is not None else _settings().paths.data_dir / "feedback"
+    exported = export_feedback(load_environment(name, directory), target, directory=directory)
+    for item in exported:
+        typer.echo(f"env feedback {name}: {item.path}: {item.rows} rows")
+    rows = sum(item.rows for item in exported)
+    if rows:
+        typer.echo(
+            f"env feedback {name}: {rows} rows in {len(exported)} files; `nox -s validate_data` ingests new ones"
+        )
+    else:
+        typer.echo(f"env feedback {name}: no feedback yet")
 
 
 @env_app.command("kubernetes")

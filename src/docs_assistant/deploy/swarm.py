@@ -35,6 +35,7 @@ from docs_assistant.deploy.environments import (
     remote_host,
 )
 from docs_assistant.errors import DeployError
+from docs_assistant.serve.feedback_log import IMAGE_DIR as FEEDBACK_DIR
 
 APP = "docs-assistant"
 APP_PORT = 8000  # the port the app (and the proxy, inside its container) listens on
@@ -76,6 +77,11 @@ def names(env: Environment) -> tuple[str, str, str]:
     """(network, app service, proxy service or container) of an environment."""
     app = f"{APP}-{env.name}"
     return app, app, f"{app}-proxy"
+
+
+def feedback_volume(env: Environment) -> str:
+    """The environment's volume at the image's feedback directory: it outlives deploys, rollbacks and `env down`."""
+    return f"{names(env)[1]}-feedback"
 
 
 def url_of(env: Environment) -> str:
@@ -134,6 +140,11 @@ def ensure_swarm(client: Any, env: Environment) -> None:
             where=f"{env_file(env)}: target",
             hint="run `docker swarm init --advertise-addr <this host's address>` by hand and deploy again",
         ) from err
+
+
+def app_service(client: Any, env: Environment) -> Any | None:
+    """The environment's app service, or None when nothing is deployed."""
+    return _service(client, names(env)[1])
 
 
 def _service(client: Any, name: str) -> Any | None:
@@ -216,7 +227,16 @@ def _app_spec(env: Environment, image: str, network_id: str, secrets: list[Any],
         ),
         stop_grace_period=15 * NS,
         read_only=True,
-        mounts=[Mount("/tmp", None, type="tmpfs", tmpfs_size=512 << 20)],  # noqa: S108 -- a private tmpfs, writable on a read-only root
+        mounts=[
+            Mount("/tmp", None, type="tmpfs", tmpfs_size=512 << 20),  # noqa: S108 -- a private tmpfs, writable on a read-only root
+            # every replica appends feedback here, each to a file of its own (serve/feedback_log.py)
+            Mount(
+                FEEDBACK_DIR,
+                feedback_volume(env),
+                type="volume",
+                labels={LABEL_ENVIRONMENT: env.name, LABEL_ROLE: "feedback"},
+            ),
+        ],
     )
     template = TaskTemplate(
         container,
@@ -374,7 +394,7 @@ def _wait_proxy(client: Any, env: Environment, timeout: float) -> tuple[str, str
     _, _, proxy = names(env)
     if env.binds_all_addresses:
         service = client.services.get(proxy)
-        state, _, message = _wait(client, _one_replica(env), proxy, _image_of(service), None, time.monotonic(), timeout)
+        state, _, message = _wait(client, _one_replica(env), proxy, image_of(service), None, time.monotonic(), timeout)
         return state, message
     deadline = time.monotonic() + timeout
     container = client.containers.get(proxy)
@@ -387,7 +407,8 @@ def _wait_proxy(client: Any, env: Environment, timeout: float) -> tuple[str, str
     return "timeout", f"container not healthy after {timeout:.0f} s ({container.status}); its log: {log or '(empty)'}"
 
 
-def _image_of(service: Any) -> str:
+def image_of(service: Any) -> str:
+    """The image a service's spec runs (by digest, as deployed)."""
     return service.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
 
 
@@ -505,7 +526,7 @@ def _roll_out(
             previous,
             "rolled_back",
             None,
-            f"swarm rolled back to {_image_of(client.services.get(app))}; {image}: {_task_errors(client.services.get(app), image)}",
+            f"swarm rolled back to {image_of(client.services.get(app))}; {image}: {_task_errors(client.services.get(app), image)}",
             t0,
         )
     detail = "" if created else " (the previous image keeps serving where its tasks still run)"
@@ -534,11 +555,11 @@ def deploy(
     client = client or client_for(env)
     ensure_swarm(client, env)
     current = _service(client, names(env)[1])
-    running = current is not None and same_image(_image_of(current), image)
+    running = current is not None and same_image(image_of(current), image)
     if running:  # a redeploy of the same image keeps the label pointing at the one before it
         previous = current.attrs["Spec"].get("Labels", {}).get(LABEL_PREVIOUS)
     else:
-        previous = _image_of(current) if current is not None else None
+        previous = image_of(current) if current is not None else None
     result = _roll_out(
         env, image, previous, client=client, proxy_image=proxy_image, directory=directory, monitor_s=monitor_s
     )
@@ -573,7 +594,7 @@ def rollback(
             where=env_file(env, directory),
             hint=f"deploy the image you want: `docs-assistant deploy {env.name} --image REF`",
         )
-    current = _image_of(service)
+    current = image_of(service)
     result = _roll_out(
         env, previous, current, client=client, proxy_image=None, directory=directory, monitor_s=monitor_s
     )
@@ -691,13 +712,13 @@ def images_of(client: Any, env: Environment) -> tuple[list[str], list[str]]:
     proxies: list[str] = []
     service = _service(client, app) if is_manager(client) else None
     if service is not None:
-        apps.append(_image_of(service))
+        apps.append(image_of(service))
         previous = service.attrs["Spec"].get("Labels", {}).get(LABEL_PREVIOUS)
         if previous:
             apps.append(previous)
     proxy_service = _service(client, proxy) if is_manager(client) else None
     if proxy_service is not None:
-        proxies.append(_image_of(proxy_service))
+        proxies.append(image_of(proxy_service))
     container = _container(client, proxy)
     if container is not None:
         proxies.append(container.attrs["Config"]["Image"])
@@ -775,14 +796,43 @@ def remove_images(client: Any, apps: list[str], proxies: list[str]) -> list[Clea
     return done
 
 
-def remove(env: Environment, *, client: Any | None = None, timeout_s: float = 120) -> list[Cleanup]:
-    """Remove the environment's proxy and app, the secrets the deploy made for it, and its network."""
+def remove(
+    env: Environment, *, client: Any | None = None, timeout_s: float = 120, feedback: bool = False
+) -> list[Cleanup]:
+    """Remove the environment's proxy and app, the secrets the deploy made for it, and its network; its
+    feedback volume only with `feedback` (it holds users' ratings that exist nowhere else)."""
     client = client or client_for(env)
     return [
         *remove_services(client, env, timeout_s=timeout_s),
         *remove_secrets(client, env),
         *remove_network(client, env, timeout_s=timeout_s),
+        *remove_feedback(client, env, delete=feedback, timeout_s=timeout_s),
     ]
+
+
+def remove_feedback(client: Any, env: Environment, *, delete: bool, timeout_s: float = 120) -> list[Cleanup]:
+    """Keep (and say how to export) or, with `delete`, remove the feedback volume once no task holds it."""
+    from docker.errors import APIError, NotFound
+
+    name = feedback_volume(env)
+    try:
+        volume = client.volumes.get(name)
+    except NotFound:
+        return []
+    if not delete:
+        how = f"`docs-assistant env feedback {env.name}` exports it; `env down {env.name} --feedback` deletes it"
+        return [Cleanup("kept", "volume", name, f"users' feedback: {how}")]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            volume.remove()
+            return [Cleanup("removed", "volume", name)]
+        except NotFound:
+            return []
+        except APIError:  # in use until the engine has removed the app's stopped containers
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
 
 
 def leave_swarm(client: Any) -> str:
@@ -835,7 +885,7 @@ def status(env: Environment, client: Any | None = None) -> dict[str, Any]:
         tasks = service.tasks(filters={"desired-state": "running"})
         out[role] = {
             "service": name,
-            "image": _image_of(service),
+            "image": image_of(service),
             "previous_image": spec.get("Labels", {}).get(LABEL_PREVIOUS),
             "replicas": spec.get("Mode", {}).get("Replicated", {}).get("Replicas"),
             "running": sum(t["Status"]["State"] == "running" for t in tasks),

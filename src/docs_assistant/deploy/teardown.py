@@ -1,7 +1,8 @@
 """`docs-assistant env down`: stop what `deploy` left running, environment by environment.
 
-A deploy leaves per environment an app service, a proxy (service or container), its network and the
-secrets it created from variables; `pipeline` leaves all three environments so, with ports open, and
+A deploy leaves per environment an app service, a proxy (service or container), its network, the
+secrets it created from variables and the volume its replicas write feedback to (kept unless asked: users'
+ratings exist nowhere else until `env feedback` exports them); `pipeline` leaves all three environments so, with ports open, and
 swarm mode on. Down removes them (proxy first, so no client reaches an app being removed), optionally
 the images they ran and swarm mode itself. It is idempotent: what is already gone is not mentioned, and a
 second run says nothing is left. Kubernetes environments are the cluster's business: down says so and
@@ -68,6 +69,7 @@ def run_down(
     every: bool = False,
     images: bool = False,
     leave_swarm: bool = False,
+    feedback: bool = False,
     directory: Path = ENVIRONMENTS_DIR,
     client: Any | None = None,
 ) -> DownResult:
@@ -101,7 +103,7 @@ def run_down(
             known = found_images.setdefault(key, ([], []))
             known[0].extend(apps)
             known[1].extend(proxies)
-        done = swarm.remove(env, client=engine)
+        done = swarm.remove(env, client=engine, feedback=feedback)
         result.lines.extend(f"env {env.name}: {item.line()}" for item in done)
         removed = sum(item.action == "removed" for item in done)
         result.removed += removed

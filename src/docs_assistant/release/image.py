@@ -214,7 +214,10 @@ def _checksums(root: Path) -> str:
 
 def _runtime_config(name_in_image: str, has_adapter: bool) -> str:
     """The image's settings file: where the bundle lives inside it. Deploy-time env vars still override it."""
+    from docs_assistant.serve.feedback_log import IMAGE_DIR
+
     lines = ["[paths]", 'state_dir = "/app/var"', 'model_cache_dir = "/app/model"', 'prompts_dir = "/app/prompts"']
+    lines.append(f"feedback_dir = {json.dumps(IMAGE_DIR)}")  # the store is read-only there (serve/feedback_log.py)
     lines += ["", "[model]", f"name = {json.dumps(name_in_image)}"]
     if has_adapter:
         lines.append('adapter_path = "/app/model/adapter"')

@@ -253,6 +253,12 @@ class Service:
             "created_at": datetime.now(UTC),
             "content_hash": sha256_text(body.answer_id, str(body.rating), correction or ""),
         }
+        if self.settings.paths.feedback_dir is not None:  # a deployed image: its store is read-only
+            from docs_assistant.serve.feedback_log import FeedbackLog
+
+            with self._feedback_lock:
+                FeedbackLog(self.settings.paths.feedback_dir).append(row)
+            return feedback_id
         with self._feedback_lock:
             if self._feedback_table is None:
                 store = FeatureStore(self.settings.paths.store_uri)

@@ -91,6 +91,7 @@ def _check(table: str, schema: Any, rows: list[dict[str, Any]], columns: tuple[s
 
 def read_rows(settings: Settings, store: FeatureStore) -> tuple[list[dict], list[dict], dict[str, int]]:
     """QA pairs and feedback at the tables' current versions, validated; returns them with those versions."""
+    from docs_assistant.data.readers import FEEDBACK_FIELDS
     from docs_assistant.data.schemas import feedback_schema, qa_schema
 
     versions = {name: store.open(name).version for name in (DOCUMENTS, QA)}
@@ -101,8 +102,7 @@ def read_rows(settings: Settings, store: FeatureStore) -> tuple[list[dict], list
     if settings.finetune.use_feedback and store.has_table(FEEDBACK):
         versions[FEEDBACK] = store.open(FEEDBACK).version
         feedback = store.read(FEEDBACK, version=versions[FEEDBACK]).to_pylist()
-        columns = ("id", "answer_id", "rating", "correction", "created_at")
-        _check(FEEDBACK, feedback_schema(), feedback, columns, store)
+        _check(FEEDBACK, feedback_schema(), feedback, FEEDBACK_FIELDS, store)
     return qa, feedback, versions
 
 

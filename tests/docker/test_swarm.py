@@ -553,6 +553,11 @@ def test_loopback_bind_answers_on_127_0_0_1_only_and_env_down_removes_everything
             kept_feedback,
             f"env {name}: nothing left to remove (no service, proxy, secret or network of it)",
         ]
+        # the service and our image are gone; any image the engine holds reads the kept volume
+        export = ["env", "feedback", name, "--dir", str(directory), "--out", str(tmp_path / "feedback")]
+        exported = CliRunner().invoke(app, [*export, "--image", stack.images["v1"]])
+        assert exported.exit_code == 0, exported.output
+        assert f"env feedback {name}: no feedback yet" in exported.output
         deleted = CliRunner().invoke(app, ["env", "down", name, "--feedback", "--dir", str(directory)])
         assert f"env {name}: removed volume {prefix}-feedback" in deleted.output.splitlines(), deleted.output
         assert client.volumes.list(filters={"name": f"{prefix}-feedback"}) == []

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,6 +35,24 @@ def test_each_rating_is_one_line_in_the_exported_format(tmp_path: Path) -> None:
     assert tuple(first) == FIELDS
     assert first["created_at"] == "2026-12-01T12:00:00+00:00"
     assert first["correction"] == "Ünïcode stays as it is"
+
+
+def test_a_failed_write_leaves_no_half_line_for_the_next_rating(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = FeedbackLog(tmp_path)
+    log.append(ROW)
+    real_fsync = os.fsync
+
+    def disk_full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(ConfigError, match="No space left on device"):
+        log.append(ROW | {"id": "fb-lost"})
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    log.append(ROW | {"id": "fb-3"})
+    assert [json.loads(line)["id"] for line in log.path.read_text(encoding="utf-8").splitlines()] == ["fb-1", "fb-3"]
 
 
 def test_a_directory_that_cannot_be_written_names_the_setting(tmp_path: Path) -> None:

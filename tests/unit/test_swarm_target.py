@@ -56,7 +56,12 @@ def test_images_compare_by_digest(live: str, expected: str, same: bool) -> None:
         ("tcp://127.0.0.1:2375", None),
         ("ssh://me@localhost", None),
         ("tcp://[::1]:2376", None),
+        ("tcp://0.0.0.0:2375", None),
+        ("ssh://[::ffff:127.0.0.1]", None),
+        ("tcp://localhost.:2375", None),
+        ("tcp://[::1", None),  # malformed: connecting fails first, naming it
         ("tcp://10.0.0.5:2376", "10.0.0.5"),
+        ("tcp://[fd00::5]:2376", "fd00::5"),
         ("ssh://deploy@dev.example.com", "dev.example.com"),
     ],
 )
@@ -87,5 +92,17 @@ def test_every_address_on_a_remote_docker_host_answers_at_that_host(monkeypatch:
     monkeypatch.setenv("DOCKER_HOST", REMOTE)
     swarm.check_target(env)  # every address: reachable from here through the remote host's name
     assert swarm.url_of(env) == f"http://dev.example.invalid:{env.port}"
+    monkeypatch.setenv("DOCKER_HOST", "tcp://[fd00::5]:2376")
+    assert swarm.url_of(env) == f"http://[fd00::5]:{env.port}"
     monkeypatch.setenv("DOCKER_HOST", "unix:///var/run/docker.sock")
     assert swarm.url_of(env) == f"http://127.0.0.1:{env.port}"
+
+
+def test_commands_that_only_read_do_not_refuse_a_loopback_bind_on_a_remote_docker_host(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env = load_environment("dev", REPO / "deploy/environments")
+    monkeypatch.setenv("DOCKER_HOST", REMOTE)
+    swarm.check_target(env)  # drift and the feedback export: nothing is published
+    with pytest.raises(DeployError):
+        swarm.check_deployable(env)

@@ -111,6 +111,10 @@ def env_feedback(
     out: Annotated[
         Path | None, typer.Option(help="where the files go (default: <paths.data_dir>/feedback, which validate reads)")
     ] = None,
+    image: Annotated[
+        str | None,
+        typer.Option(help="an image to read the volume through (default: the app's, else one of ours; never started)"),
+    ] = None,
     directory: EnvDir = Path("deploy/environments"),
 ) -> None:
     """Copy the feedback a deployed environment collected into data/feedback/, for validate to ingest."""
@@ -118,7 +122,7 @@ def env_feedback(
     from docs_assistant.deploy.feedback import export_feedback
 
     target = out if out is not None else _settings().paths.data_dir / "feedback"
-    exported = export_feedback(load_environment(name, directory), target, directory=directory)
+    exported = export_feedback(load_environment(name, directory), target, image=image, directory=directory)
     for item in exported:
         typer.echo(f"env feedback {name}: {item.path}: {item.rows} rows")
     rows = sum(item.rows for item in exported)

@@ -177,13 +177,19 @@ def remote_host(docker_host: str | None) -> str | None:
         return None
     from urllib.parse import urlsplit
 
-    host = urlsplit(docker_host).hostname
-    if not host or host == "localhost":
+    try:
+        host = urlsplit(docker_host).hostname
+    except ValueError:  # malformed, such as an unclosed "[": connecting fails first, naming the URL
+        return None
+    if not host or host.rstrip(".") == "localhost":
         return None
     try:
-        return None if ipaddress.ip_address(host).is_loopback else host
+        address = ipaddress.ip_address(host)
     except ValueError:  # a name, not an address
         return host
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1 is 127.0.0.1
+    local = address.is_loopback or address.is_unspecified or (mapped is not None and mapped.is_loopback)
+    return None if local else host
 
 
 def engine_url(env: Environment, environ: Mapping[str, str] = os.environ) -> str | None:

@@ -109,7 +109,7 @@ def deploy_gated(
     monitor_s: float = swarm.MONITOR_S,
 ) -> Step:
     """Deploy, gate, and roll back on a failed gate; the previous image serves until the new one is ready."""
-    swarm.check_target(env, directory)  # before client_for reaches for the engine
+    swarm.check_deployable(env, directory)  # before client_for reaches for the engine
     client = client or swarm.client_for(env)
     result = swarm.deploy(env, image, client=client, proxy_image=proxy_image, directory=directory, monitor_s=monitor_s)
     step = Step(env.name, image, "failed", deploy=result.as_dict())

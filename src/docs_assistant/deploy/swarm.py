@@ -87,11 +87,8 @@ def feedback_volume(env: Environment) -> str:
 def url_of(env: Environment) -> str:
     """Where the proxy's port answers: its `bind` address when that is one address, else the host of the engine
     (`docker_host`, else $DOCKER_HOST) when that is another machine, else loopback."""
-    if not env.binds_all_addresses:
-        host = f"[{env.bind}]" if ":" in env.bind else env.bind
-    else:
-        host = remote_host(engine_url(env)) or "127.0.0.1"
-    return f"http://{host}:{env.port}"
+    host = env.bind if not env.binds_all_addresses else remote_host(engine_url(env)) or "127.0.0.1"
+    return f"http://[{host}]:{env.port}" if ":" in host else f"http://{host}:{env.port}"
 
 
 def env_file(env: Environment, directory: Path = ENVIRONMENTS_DIR) -> Path:
@@ -551,7 +548,7 @@ def deploy(
     `rolled_back` means a new task crashed or never got healthy and swarm restored the previous image (which
     kept serving throughout); `failed` means the roll-out did not finish in time or paused.
     """
-    check_target(env, directory)
+    check_deployable(env, directory)
     client = client or client_for(env)
     ensure_swarm(client, env)
     current = _service(client, names(env)[1])
@@ -577,7 +574,7 @@ def rollback(
 ) -> DeployResult:
     """Deploy the image that ran before the last deploy (recorded in a label: swarm's own PreviousSpec is gone
     after an automatic rollback). The image rolled back from becomes the next `rollback`'s target."""
-    check_target(env, directory)
+    check_deployable(env, directory)
     client = client or client_for(env)
     _, app, _ = names(env)
     service = _service(client, app)
@@ -957,8 +954,7 @@ def same_image(live: str, expected: str) -> bool:
 
 
 def check_target(env: Environment, directory: Path = ENVIRONMENTS_DIR) -> None:
-    """Refuse, before any engine is asked, what cannot deploy from here: a Kubernetes environment (kubectl applies
-    those), or a loopback `bind` on an engine that $DOCKER_HOST puts on another machine."""
+    """Only `target = "docker"` environments live on a Docker engine; Kubernetes ones are applied with kubectl."""
     if env.target != "docker":
         raise DeployError(
             f"target: {env.target!r}; this command deploys to Docker swarm only",
@@ -966,6 +962,13 @@ def check_target(env: Environment, directory: Path = ENVIRONMENTS_DIR) -> None:
             hint=f"apply the manifests: `kubectl apply --server-side -k deploy/kubernetes/overlays/{env.name}` "
             "(see docs/promotion/kubernetes.md)",
         )
+
+
+def check_deployable(env: Environment, directory: Path = ENVIRONMENTS_DIR) -> None:
+    """`check_target`, and, before any engine is asked, no loopback `bind` on an engine that $DOCKER_HOST puts on
+    another machine: the port would be out of reach. (Commands that only read, drift and the feedback export,
+    need not refuse it.)"""
+    check_target(env, directory)
     engine = engine_url(env)
     if env.docker_host is None and remote_host(engine) and env.binds_loopback:
         # the file's own docker_host is checked when it loads; $DOCKER_HOST only exists at run time

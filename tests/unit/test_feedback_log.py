@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from docs_assistant.data.readers import FEEDBACK_FIELDS
 from docs_assistant.errors import ConfigError
-from docs_assistant.serve.feedback_log import FIELDS, FeedbackLog
+from docs_assistant.serve.feedback_log import FeedbackLog
 
 ROW = {
     "id": "fb-1",
@@ -32,7 +33,7 @@ def test_each_rating_is_one_line_in_the_exported_format(tmp_path: Path) -> None:
     lines = log.path.read_text(encoding="utf-8").splitlines()
     assert [json.loads(line)["id"] for line in lines] == ["fb-1", "fb-2"]
     first = json.loads(lines[0])
-    assert tuple(first) == FIELDS
+    assert tuple(first) == FEEDBACK_FIELDS
     assert first["created_at"] == "2026-12-01T12:00:00+00:00"
     assert first["correction"] == "Ünïcode stays as it is"
 

@@ -5,9 +5,9 @@ the environment's volume, a file per replica. This copies the volume's files out
 is created, never started, from the image the environment runs (or, after `env down`, any image of ours or
 `--image`): the engine reads a stopped container's volumes for a copy. Each is written as
 `<out>/<env>-<file>`. The volume lives on the engine's node: on a multi-node swarm, each node that ran a
-replica holds its own. The next `validate` ingests the rows it has
-not seen (by id) and `finetune` trains on the liked and corrected ones. The files only grow, so a later
-export replaces each copy with a longer one; nothing is removed from the volume.
+replica holds its own. The next `validate` ingests the rows it has not seen (by id) and `finetune` trains
+on the liked and corrected ones. The files only grow, so a later export replaces each copy with a longer
+one; nothing is removed from the volume.
 """
 
 from __future__ import annotations
@@ -85,15 +85,15 @@ def export_feedback(
     swarm.check_target(env, directory)
     client = client or swarm.client_for(env)
     volume = swarm.feedback_volume(env)
+    where = swarm.env_file(env, directory)
     try:
         client.volumes.get(volume)
     except NotFound:
         raise DeployError(
             f"no feedback volume {volume} on this engine: {env.name} has not been deployed here",
-            where=swarm.env_file(env, directory),
+            where=where,
             hint=f"deploy it (`docs-assistant deploy {env.name}`); its service then collects feedback",
         ) from None
-    where = swarm.env_file(env, directory)
     reader = image or _reader_image(client, env, where)
     exported = []
     with tarfile.open(fileobj=io.BytesIO(_archive(client, reader, volume, where))) as tar:

@@ -650,24 +650,29 @@ def remove_services(client: Any, env: Environment, *, timeout_s: float = 120) ->
 
 def remove_network(client: Any, env: Environment, *, timeout_s: float = 120) -> list[Cleanup]:
     """Remove the environment's network, retrying while the engine still detaches stopped tasks from it."""
+    network_name, _, _ = names(env)
+    deadline = time.monotonic() + timeout_s
+    return [
+        Cleanup("removed", "network", network_name)
+        for network in client.networks.list(names=[network_name])
+        if network.name == network_name and _remove_while_in_use(network, deadline)
+    ]
+
+
+def _remove_while_in_use(resource: Any, deadline: float) -> bool:
+    """Remove a network or volume, retrying while the engine still holds it for stopped tasks; False: it was gone."""
     from docker.errors import APIError, NotFound
 
-    network_name, _, _ = names(env)
-    done = []
-    deadline = time.monotonic() + timeout_s
-    for network in [n for n in client.networks.list(names=[network_name]) if n.name == network_name]:
-        while True:
-            try:
-                network.remove()
-                done.append(Cleanup("removed", "network", network_name))
-                break
-            except NotFound:
-                break
-            except APIError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(1)
-    return done
+    while True:
+        try:
+            resource.remove()
+            return True
+        except NotFound:
+            return False
+        except APIError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
 
 
 def remove_secrets(client: Any, env: Environment) -> list[Cleanup]:
@@ -809,7 +814,7 @@ def remove(
 
 def remove_feedback(client: Any, env: Environment, *, delete: bool, timeout_s: float = 120) -> list[Cleanup]:
     """Keep (and say how to export) or, with `delete`, remove the feedback volume once no task holds it."""
-    from docker.errors import APIError, NotFound
+    from docker.errors import NotFound
 
     name = feedback_volume(env)
     try:
@@ -819,17 +824,8 @@ def remove_feedback(client: Any, env: Environment, *, delete: bool, timeout_s: f
     if not delete:
         how = f"`docs-assistant env feedback {env.name}` exports it; `env down {env.name} --feedback` deletes it"
         return [Cleanup("kept", "volume", name, f"users' feedback: {how}")]
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            volume.remove()
-            return [Cleanup("removed", "volume", name)]
-        except NotFound:
-            return []
-        except APIError:  # in use until the engine has removed the app's stopped containers
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(1)
+    removed = _remove_while_in_use(volume, time.monotonic() + timeout_s)
+    return [Cleanup("removed", "volume", name)] if removed else []
 
 
 def leave_swarm(client: Any) -> str:

@@ -1,9 +1,9 @@
 """`docs-assistant env down`: stop what `deploy` left running, environment by environment.
 
 A deploy leaves per environment an app service, a proxy (service or container), its network, the
-secrets it created from variables and the volume its replicas write feedback to (kept unless asked: users'
-ratings exist nowhere else until `env feedback` exports them); `pipeline` leaves all three environments so, with ports open, and
-swarm mode on. Down removes them (proxy first, so no client reaches an app being removed), optionally
+secrets it created from variables and the volume its replicas write feedback to (kept unless asked:
+users' ratings exist nowhere else until `env feedback` exports them); `pipeline` leaves all three
+environments so, with ports open, and swarm mode on. Down removes them (proxy first, so no client reaches an app being removed), optionally
 the images they ran and swarm mode itself. It is idempotent: what is already gone is not mentioned, and a
 second run says nothing is left. Kubernetes environments are the cluster's business: down says so and
 gives the kubectl command rather than pretend.

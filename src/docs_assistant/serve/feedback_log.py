@@ -19,8 +19,6 @@ from typing import Any
 
 from docs_assistant.errors import ConfigError
 
-#: the exported feedback format: what data/feedback/*.jsonl rows hold (question and answer are optional there)
-FIELDS = ("id", "answer_id", "rating", "correction", "created_at", "question", "answer")
 SETTING = "paths.feedback_dir"
 #: where the image's settings put it, and where the swarm deploy mounts the environment's volume
 IMAGE_DIR = "/app/feedback"
@@ -32,8 +30,11 @@ class FeedbackLog:
         self.path = directory / f"{socket.gethostname()}-{os.getpid()}.jsonl"
 
     def append(self, row: dict[str, Any]) -> None:
-        """Append one rating as one line and sync it; an unwritable directory names the setting."""
-        record = {name: row.get(name) for name in FIELDS}
+        """Append one rating as one line, in the fields validate reads, and sync it; an unwritable directory names
+        the setting."""
+        from docs_assistant.data.readers import FEEDBACK_FIELDS  # not at import: the deploy commands import this module
+
+        record = {name: row.get(name) for name in FEEDBACK_FIELDS}
         if isinstance(record["created_at"], datetime):
             record["created_at"] = record["created_at"].isoformat()
         data = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")

@@ -433,7 +433,6 @@ def error_response(description: str) -> dict[str, Any]:
     return {"model": ErrorBody, "description": description}
 
 
-#: the statuses each kind of route may answer besides success, for the OpenAPI document
 FEEDBACK_OPERATION = "feedback"
 #: OpenAPI links: an answer's `id` is what feedback cites, so clients and schemathesis' stateful phase can chain
 #: POST /v1/answer -> POST /v1/feedback (feedback on an id this process never served is a 404)
@@ -445,6 +444,7 @@ ANSWER_LINKS = {
     }
 }
 
+#: the statuses each kind of route may answer besides success, for the OpenAPI document
 REFUSALS: dict[int | str, dict[str, Any]] = {
     400: error_response("a body that cannot be decoded at all (not UTF-8)"),
     401: error_response("missing or invalid API key (when keys are configured)"),

@@ -24,6 +24,7 @@ from docs_assistant.config import Settings
 from docs_assistant.rag.context import ContextError
 from docs_assistant.rag.guardrails import Guardrails
 from docs_assistant.rag.questions import question_problem
+from docs_assistant.serve.feedback_log import FeedbackLog
 from docs_assistant.serve.limits import Admission, DeadlineExceededError, OverloadedError, RecentAnswers
 from docs_assistant.serve.metrics import Metrics
 from docs_assistant.serve.schemas import FeedbackRequest
@@ -106,6 +107,8 @@ class Service:
         self.started = int(time.time())  # `created` of the one model GET /v1/models lists
         self._feedback_lock = threading.Lock()  # one append at a time; guards the compaction bookkeeping too
         self._feedback_table: Any = None
+        feedback_dir = settings.paths.feedback_dir
+        self._feedback_log = FeedbackLog(feedback_dir) if feedback_dir is not None else None
         self._feedback_uncompacted = 0  # posts appended since the last compaction began
         self._feedback_compacting = False  # a compaction thread is running (or about to)
         self._feedback_compactor: threading.Thread | None = None
@@ -253,11 +256,9 @@ class Service:
             "created_at": datetime.now(UTC),
             "content_hash": sha256_text(body.answer_id, str(body.rating), correction or ""),
         }
-        if self.settings.paths.feedback_dir is not None:  # a deployed image: its store is read-only
-            from docs_assistant.serve.feedback_log import FeedbackLog
-
+        if self._feedback_log is not None:  # a deployed image: its store is read-only
             with self._feedback_lock:
-                FeedbackLog(self.settings.paths.feedback_dir).append(row)
+                self._feedback_log.append(row)
             return feedback_id
         with self._feedback_lock:
             if self._feedback_table is None:
